@@ -1,0 +1,1 @@
+"""Pieces every app shares: money, tenant-scoped managers and API base classes, health checks."""

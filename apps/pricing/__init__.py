@@ -1,0 +1,1 @@
+"""Price lists, model prices, FX rates and the cost formula."""

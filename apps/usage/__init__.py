@@ -1,0 +1,1 @@
+"""Usage records: ingest, pricing of each call, cost summaries and re-rating."""

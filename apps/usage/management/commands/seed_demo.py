@@ -1,0 +1,144 @@
+"""A demo organization with cost centers, members and 90 days of realistic usage."""
+
+import random
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from apps.tenancy.models import CostCenter, Organization, Role
+from apps.tenancy.services import api_key_create, cost_center_create, membership_set, organization_create
+from apps.usage.services import usage_ingest
+
+DEMO_SLUG = "acme"
+DEMO_PASSWORD = "costportal-demo"
+
+COST_CENTERS = [
+    # code, name, parent, daily requests, {model: weight}
+    ("cc_product", "Product", None, 0, {}),
+    ("cc_search", "Search & answers", "cc_product", 420, {"gpt-4.1-mini": 6, "gpt-4.1": 2, "claude-haiku-4-5": 2}),
+    ("cc_support_bot", "Support assistant", "cc_product", 300, {"claude-sonnet-4-5": 5, "claude-haiku-4-5": 4, "gpt-4o-mini": 1}),
+    ("cc_marketing_analytics", "Marketing analytics", None, 90, {"gpt-5": 3, "gemini-2.5-pro": 2, "gemini-2.5-flash": 3}),
+    ("cc_data_science", "Data science", None, 120, {"o3": 2, "gpt-5-mini": 4, "deepseek-v3.2": 3, "qwen-max": 1}),
+    ("cc_platform", "Platform engineering", None, 60, {"gpt-4o": 2, "claude-opus-4-1": 1, "llama-3.3-70b-internal": 2}),
+]
+FEATURES = {
+    "cc_search": ["semantic_search", "answer_synthesis", "query_rewrite"],
+    "cc_support_bot": ["ticket_triage", "reply_draft", "summarise_thread"],
+    "cc_marketing_analytics": ["campaign_copy", "survey_coding"],
+    "cc_data_science": ["eval_runs", "labeling", "notebook_assist"],
+    "cc_platform": ["code_review", "incident_summary"],
+}
+PROVIDERS = {"gpt": "openai", "o3": "openai", "claude": "anthropic", "gemini": "gemini", "deepseek": "deepseek",
+             "qwen": "dashscope", "llama": "internal"}
+SHAPES = {  # (mean input, mean output, share of input served from cache)
+    "gpt-5": (6000, 1800, 0.3), "gpt-5-mini": (3000, 700, 0.4), "gpt-4.1": (5000, 900, 0.5),
+    "gpt-4.1-mini": (2500, 400, 0.5), "gpt-4o": (3500, 800, 0.3), "gpt-4o-mini": (1800, 350, 0.3),
+    "o3": (8000, 4000, 0.2), "claude-sonnet-4-5": (9000, 1200, 0.6), "claude-haiku-4-5": (3000, 500, 0.5),
+    "claude-opus-4-1": (12000, 2500, 0.4), "gemini-2.5-pro": (20000, 2000, 0.3), "gemini-2.5-flash": (6000, 900, 0.3),
+    "deepseek-v3.2": (5000, 1500, 0.5), "qwen-max": (3000, 800, 0.0), "llama-3.3-70b-internal": (2500, 600, 0.0),
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo organization 'acme' with members, keys and 90 days of usage (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--days", type=int, default=90)
+        parser.add_argument("--scale", type=float, default=1.0, help="Multiply the daily request volume.")
+
+    def handle(self, *args, days, scale, **options):
+        organization = Organization.objects.filter(slug=DEMO_SLUG).first()
+        with transaction.atomic():
+            if organization is None:
+                organization = organization_create(
+                    slug=DEMO_SLUG, name="Acme Analytics", billing_currency="USD", timezone_name="Europe/Berlin"
+                )
+            codes = self._cost_centers(organization)
+            self._members(organization, codes)
+        _, ingest_key = api_key_create(organization=organization, name="demo ingest+read", scopes=["ingest", "read"])
+        total = self._usage(organization, days=days, scale=scale)
+        self.stdout.write(f"Demo organization {organization.slug}: {total['accepted']} new usage record(s), "
+                          f"{total['duplicates']} already there.")
+        self.stdout.write(f"Members: admin@, finance@, controller@, search-lead@, product-lead@, viewer@acme.example; password {DEMO_PASSWORD}.")
+        self.stdout.write(f"API key (ingest, read): {ingest_key}")
+
+    def _cost_centers(self, organization) -> dict[str, CostCenter]:
+        existing = {cc.code: cc for cc in CostCenter.objects.for_org(organization)}
+        for code, name, parent, _, _ in COST_CENTERS:
+            if code not in existing:
+                existing[code] = cost_center_create(
+                    organization=organization, code=code, name=name, parent=existing.get(parent) if parent else None
+                )
+        return existing
+
+    def _members(self, organization, codes):
+        User = get_user_model()
+        people = [
+            ("admin@acme.example", Role.ADMIN, []), ("finance@acme.example", Role.FINANCE, []),
+            ("controller@acme.example", Role.FINANCE, []), ("search-lead@acme.example", Role.OWNER, ["cc_search"]),
+            ("product-lead@acme.example", Role.OWNER, ["cc_product"]), ("viewer@acme.example", Role.VIEWER, []),
+        ]
+        for email, role, owned in people:
+            user = User.objects.filter(username=email).first()
+            if user is None:
+                user = User.objects.create_user(username=email, email=email, password=DEMO_PASSWORD)
+            membership_set(organization=organization, user=user, role=role, cost_centers=[codes[c] for c in owned])
+
+    def _usage(self, organization, *, days: int, scale: float) -> dict:
+        rng = random.Random(20260101)
+        now = timezone.now().astimezone(organization.tz)
+        totals = {"accepted": 0, "duplicates": 0}
+        batch: list[dict] = []
+        users = [f"u{n:03d}" for n in range(1, 61)]
+        for day_offset in range(days, -1, -1):
+            day = (now - timedelta(days=day_offset)).replace(hour=0, minute=0, second=0, microsecond=0)
+            growth = 0.6 + 0.4 * (days - day_offset) / max(days, 1)
+            weekend = 0.35 if day.weekday() >= 5 else 1.0
+            for code, _, _, daily, models in COST_CENTERS:
+                if not daily:
+                    continue
+                count = int(daily * scale * growth * weekend * rng.uniform(0.85, 1.15))
+                names, weights = zip(*models.items())
+                for n in range(count):
+                    moment = day + timedelta(seconds=rng.betavariate(2.5, 2.5) * 86400)
+                    if moment > now:
+                        continue
+                    model = rng.choices(names, weights)[0]
+                    mean_in, mean_out, cached_share = SHAPES[model]
+                    input_tokens = max(50, int(rng.lognormvariate(0, 0.6) * mean_in))
+                    cache_read = int(input_tokens * cached_share * rng.random())
+                    output_tokens = max(1, int(rng.lognormvariate(0, 0.7) * mean_out))
+                    batch.append({
+                        "request_id": f"demo-{code}-{day:%Y%m%d}-{n}",
+                        "timestamp": moment.isoformat(),
+                        "model": model,
+                        "provider": next(p for prefix, p in PROVIDERS.items() if model.startswith(prefix)),
+                        "input_tokens": input_tokens, "output_tokens": output_tokens,
+                        "cache_read_tokens": cache_read,
+                        "cost_center": code,
+                        "user_id": rng.choice(users[: 20 if code != "cc_support_bot" else 60]),
+                        "feature": rng.choice(FEATURES[code]),
+                        "environment": "production" if rng.random() < 0.85 else "staging",
+                        "latency_ms": int(rng.lognormvariate(0, 0.5) * (400 + output_tokens * 8)),
+                        "status": "ok" if rng.random() < 0.985 else "error",
+                        "session_id": f"s-{rng.randrange(10**6)}",
+                        "tags": {"team": code.removeprefix("cc_")},
+                    })
+                    if len(batch) == 5000:
+                        self._send(organization, batch, totals)
+            if day_offset % 15 == 0:
+                self.stdout.write(f"  {day:%Y-%m-%d}: {totals['accepted'] + len(batch)} records so far")
+        if batch:
+            self._send(organization, batch, totals)
+        return totals
+
+    def _send(self, organization, batch, totals):
+        result = usage_ingest(organization=organization, api_key=None, raw_records=batch)
+        if result.rejected:
+            raise RuntimeError(f"demo usage rejected: {result.errors[:3]}")
+        totals["accepted"] += result.accepted
+        totals["duplicates"] += result.duplicates
+        batch.clear()

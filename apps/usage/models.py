@@ -1,0 +1,80 @@
+"""One priced LLM call per row; keys lead with the organization so the table can be sharded by tenant."""
+
+from django.db import models
+from django.db.models import Q
+
+from apps.common.models import TenantManager
+
+
+class PricingStatus(models.TextChoices):
+    PRICED = "priced", "Priced"
+    UNPRICED = "unpriced", "No price for this model"
+    NO_FX_RATE = "no_fx_rate", "No FX rate to the billing currency"
+
+
+class UsageRecord(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+")
+    request_id = models.CharField(max_length=128)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=200)
+
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+
+    cost_center = models.ForeignKey("tenancy.CostCenter", on_delete=models.PROTECT, related_name="+")
+    unknown_cost_center = models.CharField(
+        max_length=64, blank=True, help_text="The code the caller sent when no such cost center exists."
+    )
+    user_id = models.CharField(max_length=256, blank=True)
+    session_id = models.CharField(max_length=256, blank=True)
+    feature = models.CharField(max_length=256, blank=True)
+    feature_flag = models.CharField(max_length=256, blank=True)
+    environment = models.CharField(max_length=64, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    latency_ms = models.IntegerField(null=True, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    api_key = models.ForeignKey("tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    reported_cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    reported_currency = models.CharField(max_length=3, blank=True)
+
+    pricing_status = models.CharField(max_length=16, choices=PricingStatus.choices)
+    price = models.ForeignKey("pricing.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True, help_text="In the price's currency.")
+    cost_currency = models.CharField(max_length=3, blank=True)
+    fx_rate = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    billing_cost = models.DecimalField(
+        max_digits=30, decimal_places=12, null=True, blank=True, help_text="In the organization's billing currency."
+    )
+    priced_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "request_id"], name="usage_unique_request"),
+            models.CheckConstraint(
+                condition=Q(input_tokens__gte=0) & Q(output_tokens__gte=0) & Q(cache_read_tokens__gte=0)
+                & Q(cache_write_tokens__gte=0) & Q(reasoning_tokens__gte=0),
+                name="usage_tokens_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(pricing_status="priced", billing_cost__isnull=False) | ~Q(pricing_status="priced"),
+                name="usage_priced_has_cost",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "timestamp"], name="usage_org_time"),
+            models.Index(fields=["organization", "cost_center", "timestamp"], name="usage_org_cc_time"),
+            models.Index(
+                fields=["organization", "timestamp"], condition=~Q(pricing_status="priced"), name="usage_org_not_priced"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.request_id} {self.model} {self.timestamp:%Y-%m-%d %H:%M}"

@@ -1,0 +1,1 @@
+"""Settings modules: `base` with environment-driven values, `test` and `production` overrides."""
