@@ -23,8 +23,11 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
         return organization_create(
-            slug=kwargs["slug"], name=kwargs["name"], billing_currency=kwargs["billing_currency"],
-            timezone_name=kwargs["timezone"], strict_attribution=kwargs.get("strict_attribution", False),
+            slug=kwargs["slug"],
+            name=kwargs["name"],
+            billing_currency=kwargs["billing_currency"],
+            timezone_name=kwargs["timezone"],
+            strict_attribution=kwargs.get("strict_attribution", False),
             grace_days=kwargs.get("grace_days", 3),
         )
 

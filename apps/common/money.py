@@ -4,8 +4,22 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # ISO 4217 minor units of the currencies that differ from 2; every other code uses 2.
 _MINOR_UNITS = {
-    "BHD": 3, "CLP": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3,
-    "LYD": 3, "OMR": 3, "PYG": 0, "TND": 3, "UGX": 0, "VND": 0, "XAF": 0, "XOF": 0,
+    "BHD": 3,
+    "CLP": 0,
+    "IQD": 3,
+    "ISK": 0,
+    "JOD": 3,
+    "JPY": 0,
+    "KRW": 0,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "PYG": 0,
+    "TND": 3,
+    "UGX": 0,
+    "VND": 0,
+    "XAF": 0,
+    "XOF": 0,
 }
 
 # Known ISO 4217 codes; a typo such as "USd" or "EUR0" is rejected at the edge.

@@ -34,7 +34,9 @@ class Organization(models.Model):
     strict_attribution = models.BooleanField(
         default=False, help_text="Reject usage that names an unknown cost center instead of booking it to unallocated."
     )
-    grace_days = models.PositiveSmallIntegerField(default=3, help_text="Days after month end before the month is closed.")
+    grace_days = models.PositiveSmallIntegerField(
+        default=3, help_text="Days after month end before the month is closed."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.tenancy.models import UNALLOCATED, ApiKey, ApiKeyScope, CostCenter, Membership, Organization, Role
@@ -18,12 +19,21 @@ def hash_api_key(raw_key: str) -> str:
 
 @transaction.atomic
 def organization_create(
-    *, slug: str, name: str, billing_currency: str = "USD", timezone_name: str = "UTC",
-    strict_attribution: bool = False, grace_days: int = 3,
+    *,
+    slug: str,
+    name: str,
+    billing_currency: str = "USD",
+    timezone_name: str = "UTC",
+    strict_attribution: bool = False,
+    grace_days: int = 3,
 ) -> Organization:
     organization = Organization(
-        slug=slug, name=name, billing_currency=billing_currency, timezone=timezone_name,
-        strict_attribution=strict_attribution, grace_days=grace_days,
+        slug=slug,
+        name=name,
+        billing_currency=billing_currency,
+        timezone=timezone_name,
+        strict_attribution=strict_attribution,
+        grace_days=grace_days,
     )
     organization.full_clean()
     organization.save()
@@ -69,20 +79,32 @@ def cost_center_deactivate(*, cost_center: CostCenter) -> CostCenter:
 
 
 def api_key_create(
-    *, organization: Organization, name: str, scopes: list[str], default_cost_center: CostCenter | None = None,
-    expires_at: datetime | None = None, created_by=None,
+    *,
+    organization: Organization,
+    name: str,
+    scopes: list[str],
+    default_cost_center: CostCenter | None = None,
+    expires_at: datetime | None = None,
+    created_by=None,
 ) -> tuple[ApiKey, str]:
     """Issue a key; the plaintext is returned once and only its SHA-256 is stored."""
     valid = {choice.value for choice in ApiKeyScope}
     unknown = sorted(set(scopes) - valid)
     if not scopes or unknown:
-        raise ValidationError({"scopes": [f"Choose from {', '.join(sorted(valid))}; got {', '.join(unknown) or 'none'}."]})
+        raise ValidationError(
+            {"scopes": [f"Choose from {', '.join(sorted(valid))}; got {', '.join(unknown) or 'none'}."]}
+        )
     if default_cost_center is not None and default_cost_center.organization_id != organization.id:
         raise ValidationError({"default_cost_center": ["Unknown cost center."]})
     raw_key = ApiKey.PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
-        organization=organization, name=name, key_hash=hash_api_key(raw_key), last_four=raw_key[-4:],
-        scopes=sorted(set(scopes)), default_cost_center=default_cost_center, expires_at=expires_at,
+        organization=organization,
+        name=name,
+        key_hash=hash_api_key(raw_key),
+        last_four=raw_key[-4:],
+        scopes=sorted(set(scopes)),
+        default_cost_center=default_cost_center,
+        expires_at=expires_at,
         created_by=created_by,
     )
     return api_key, raw_key
@@ -101,8 +123,6 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
     if api_key.last_used_at is not None and now - api_key.last_used_at < resolution:
         return
-    from django.db.models import Q
-
     ApiKey.objects.filter(pk=api_key.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - resolution)
     ).update(last_used_at=now)

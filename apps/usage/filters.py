@@ -39,14 +39,20 @@ def resolve_range(*, start: str | None, end: str | None, tz, today: date | None 
     errors = {}
     start_at = end_at = None
     try:
-        end_at = parse_moment(end, tz=tz, end=True) if end else datetime.combine(today + timedelta(days=1), time.min, tzinfo=tz)
+        end_at = (
+            parse_moment(end, tz=tz, end=True)
+            if end
+            else datetime.combine(today + timedelta(days=1), time.min, tzinfo=tz)
+        )
     except forms.ValidationError as exc:
         errors["end"] = exc.messages
     try:
         if start:
             start_at = parse_moment(start, tz=tz, end=False)
         elif end_at is not None:
-            start_at = datetime.combine(end_at.astimezone(tz).date() - timedelta(days=DEFAULT_RANGE_DAYS), time.min, tzinfo=tz)
+            start_at = datetime.combine(
+                end_at.astimezone(tz).date() - timedelta(days=DEFAULT_RANGE_DAYS), time.min, tzinfo=tz
+            )
     except forms.ValidationError as exc:
         errors["start"] = exc.messages
     if not errors and start_at >= end_at:
@@ -59,7 +65,9 @@ def resolve_range(*, start: str | None, end: str | None, tz, today: date | None 
 class UsageFilter(django_filters.FilterSet):
     """Filters of usage; the organization and the member's visible cost centers come from the view."""
 
-    start = django_filters.CharFilter(method="filter_noop", help_text="Date (inclusive, organization's time zone) or RFC 3339 time.")
+    start = django_filters.CharFilter(
+        method="filter_noop", help_text="Date (inclusive, organization's time zone) or RFC 3339 time."
+    )
     end = django_filters.CharFilter(method="filter_noop", help_text="Date (inclusive) or RFC 3339 time (exclusive).")
     cost_center = django_filters.CharFilter(method="filter_cost_center", help_text="Code; includes its children.")
     model = django_filters.CharFilter()
@@ -99,7 +107,8 @@ class UsageFilter(django_filters.FilterSet):
         if valid and not hasattr(self, "range"):
             try:
                 self.range = resolve_range(
-                    start=self.form.cleaned_data.get("start") or None, end=self.form.cleaned_data.get("end") or None,
+                    start=self.form.cleaned_data.get("start") or None,
+                    end=self.form.cleaned_data.get("end") or None,
                     tz=self.organization.tz,
                 )
             except forms.ValidationError as exc:

@@ -45,7 +45,9 @@ class UsageRecord(models.Model):
 
     pricing_status = models.CharField(max_length=16, choices=PricingStatus.choices)
     price = models.ForeignKey("pricing.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True, help_text="In the price's currency.")
+    cost = models.DecimalField(
+        max_digits=30, decimal_places=12, null=True, blank=True, help_text="In the price's currency."
+    )
     cost_currency = models.CharField(max_length=3, blank=True)
     fx_rate = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     billing_cost = models.DecimalField(
@@ -59,8 +61,11 @@ class UsageRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "request_id"], name="usage_unique_request"),
             models.CheckConstraint(
-                condition=Q(input_tokens__gte=0) & Q(output_tokens__gte=0) & Q(cache_read_tokens__gte=0)
-                & Q(cache_write_tokens__gte=0) & Q(reasoning_tokens__gte=0),
+                condition=Q(input_tokens__gte=0)
+                & Q(output_tokens__gte=0)
+                & Q(cache_read_tokens__gte=0)
+                & Q(cache_write_tokens__gte=0)
+                & Q(reasoning_tokens__gte=0),
                 name="usage_tokens_non_negative",
             ),
             models.CheckConstraint(

@@ -38,8 +38,22 @@ OTEL_ALIASES = {
 }
 
 KNOWN_FIELDS = frozenset(
-    ("request_id", "timestamp", "model", "provider", "usage", "cost_center", "tags", "latency_ms", "status",
-     "reported_cost", "reported_currency", *TOKEN_FIELDS, *STRING_FIELDS, *OTEL_ALIASES)
+    (
+        "request_id",
+        "timestamp",
+        "model",
+        "provider",
+        "usage",
+        "cost_center",
+        "tags",
+        "latency_ms",
+        "status",
+        "reported_cost",
+        "reported_currency",
+        *TOKEN_FIELDS,
+        *STRING_FIELDS,
+        *OTEL_ALIASES,
+    )
 )
 
 
@@ -109,7 +123,8 @@ def normalize_usage(usage) -> tuple[int, int, int, int, int]:
         inp = _usage_int(usage, "prompt_tokens", errors)
         out = _usage_int(usage, "completion_tokens", errors)
         cache_read = _usage_int(usage, "prompt_tokens_details", errors, "cached_tokens") or _usage_int(
-            usage, "prompt_cache_hit_tokens", errors)
+            usage, "prompt_cache_hit_tokens", errors
+        )
         reasoning = _usage_int(usage, "completion_tokens_details", errors, "reasoning_tokens")
         cache_write = 0
     elif "promptTokenCount" in usage or "candidatesTokenCount" in usage:
@@ -134,10 +149,13 @@ def normalize_usage(usage) -> tuple[int, int, int, int, int]:
             inp = _usage_int(usage, "input_tokens", errors) + cache_read + cache_write
             reasoning = 0
     else:
-        raise ValueError([
-            "Unknown usage shape: expected OpenAI (prompt_tokens, completion_tokens), "
-            "Anthropic (input_tokens, output_tokens, cache_read_input_tokens, ...) or Gemini (promptTokenCount, ...)."
-        ])
+        raise ValueError(
+            [
+                "Unknown usage shape: expected OpenAI (prompt_tokens, completion_tokens), "
+                "Anthropic (input_tokens, output_tokens, cache_read_input_tokens, ...) "
+                "or Gemini (promptTokenCount, ...)."
+            ]
+        )
     if errors:
         raise ValueError(errors)
     return inp, out, cache_read, cache_write, reasoning
@@ -285,8 +303,20 @@ def clean_record(raw, *, now: datetime) -> CleanRecord:
     if errors:
         raise RecordInvalid(errors, request_id=request_id)
     return CleanRecord(
-        request_id=request_id, timestamp=timestamp, model=model, provider=provider.lower(), input_tokens=inp,
-        output_tokens=out, cache_read_tokens=cache_read, cache_write_tokens=cache_write, reasoning_tokens=reasoning,
-        cost_center=cost_center, tags=tags, latency_ms=latency, status=status, reported_cost=reported_cost,
-        reported_currency=reported_currency, **strings,
+        request_id=request_id,
+        timestamp=timestamp,
+        model=model,
+        provider=provider.lower(),
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+        cost_center=cost_center,
+        tags=tags,
+        latency_ms=latency,
+        status=status,
+        reported_cost=reported_cost,
+        reported_currency=reported_currency,
+        **strings,
     )

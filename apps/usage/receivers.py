@@ -21,7 +21,9 @@ def _enqueue(task, *args):
 def price_waiting_usage(sender, organization=None, since=None, **kwargs):
     from apps.usage.tasks import price_unpriced
 
-    organization_ids = [organization.pk] if organization is not None else Organization.objects.values_list("pk", flat=True)
+    organization_ids = (
+        [organization.pk] if organization is not None else Organization.objects.values_list("pk", flat=True)
+    )
     for organization_id in organization_ids:
         _enqueue(price_unpriced, organization_id)
 

@@ -64,7 +64,9 @@ def usage_cost_summary(*, organization: Organization, records, group_by: tuple[s
             else:
                 expressions[f"g_{dimension}"] = F(ATTRIBUTE_DIMENSIONS[dimension])
         rows = (
-            records.annotate(**expressions).values(*expressions).annotate(**aggregates)
+            records.annotate(**expressions)
+            .values(*expressions)
+            .annotate(**aggregates)
             .order_by(
                 *(f"g_{d}" for d in group_by if d in TIME_DIMENSIONS), F("cost").desc(nulls_last=True), *expressions
             )

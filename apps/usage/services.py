@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import orjson
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.money import COST_PLACES
@@ -28,8 +29,12 @@ class IngestResult:
     errors: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
-                "errors": self.errors}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": self.errors,
+        }
 
 
 @dataclass(slots=True)
@@ -43,15 +48,29 @@ class Priced:
 
 
 def price_usage(
-    *, book: PriceBook, fx: FxTable, organization: Organization, provider: str, model: str, timestamp: datetime,
-    input_tokens: int, output_tokens: int, cache_read_tokens: int, cache_write_tokens: int,
+    *,
+    book: PriceBook,
+    fx: FxTable,
+    organization: Organization,
+    provider: str,
+    model: str,
+    timestamp: datetime,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
 ) -> Priced:
     """Price one call and convert it to the billing currency at the rate of its day (organization's time zone)."""
     prices = book.lookup(provider=provider, model=model, at=timestamp)
     if prices is None:
         return Priced(PricingStatus.UNPRICED)
-    cost = compute_cost(prices, input_tokens=input_tokens, output_tokens=output_tokens,
-                        cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens)
+    cost = compute_cost(
+        prices,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
+    )
     day = timestamp.astimezone(organization.tz).date()
     rate = fx.rate(from_currency=prices.currency, to_currency=organization.billing_currency, on=day)
     if rate is None:
@@ -62,11 +81,37 @@ def price_usage(
 
 # Column order of an ingested row, shared by the COPY path and the ORM path.
 INGEST_COLUMNS = (
-    "organization_id", "request_id", "timestamp", "received_at", "provider", "model", "input_tokens",
-    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_center_id",
-    "unknown_cost_center", "user_id", "session_id", "feature", "feature_flag", "environment", "tags",
-    "latency_ms", "status", "api_key_id", "reported_cost", "reported_currency", "pricing_status", "price_id",
-    "cost", "cost_currency", "fx_rate", "billing_cost", "priced_at",
+    "organization_id",
+    "request_id",
+    "timestamp",
+    "received_at",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_center_id",
+    "unknown_cost_center",
+    "user_id",
+    "session_id",
+    "feature",
+    "feature_flag",
+    "environment",
+    "tags",
+    "latency_ms",
+    "status",
+    "api_key_id",
+    "reported_cost",
+    "reported_currency",
+    "pricing_status",
+    "price_id",
+    "cost",
+    "cost_currency",
+    "fx_rate",
+    "billing_cost",
+    "priced_at",
 )
 
 
@@ -104,18 +149,52 @@ def usage_ingest(*, organization: Organization, api_key: ApiKey | None, raw_reco
             continue
         seen.add(record.request_id)
         priced = price_usage(
-            book=book, fx=fx, organization=organization, provider=record.provider, model=record.model,
-            timestamp=record.timestamp, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-            cache_read_tokens=record.cache_read_tokens, cache_write_tokens=record.cache_write_tokens,
+            book=book,
+            fx=fx,
+            organization=organization,
+            provider=record.provider,
+            model=record.model,
+            timestamp=record.timestamp,
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            cache_read_tokens=record.cache_read_tokens,
+            cache_write_tokens=record.cache_write_tokens,
         )
-        rows.append((
-            org_id, record.request_id, record.timestamp, now, record.provider, record.model, record.input_tokens,
-            record.output_tokens, record.cache_read_tokens, record.cache_write_tokens, record.reasoning_tokens,
-            cost_center_id, unknown_code, record.user_id, record.session_id, record.feature, record.feature_flag,
-            record.environment, record.tags, record.latency_ms, record.status, api_key_id, record.reported_cost,
-            record.reported_currency, priced.status, priced.price_id, priced.cost, priced.cost_currency,
-            priced.fx_rate, priced.billing_cost, now if priced.price_id else None,
-        ))
+        rows.append(
+            (
+                org_id,
+                record.request_id,
+                record.timestamp,
+                now,
+                record.provider,
+                record.model,
+                record.input_tokens,
+                record.output_tokens,
+                record.cache_read_tokens,
+                record.cache_write_tokens,
+                record.reasoning_tokens,
+                cost_center_id,
+                unknown_code,
+                record.user_id,
+                record.session_id,
+                record.feature,
+                record.feature_flag,
+                record.environment,
+                record.tags,
+                record.latency_ms,
+                record.status,
+                api_key_id,
+                record.reported_cost,
+                record.reported_currency,
+                priced.status,
+                priced.price_id,
+                priced.cost,
+                priced.cost_currency,
+                priced.fx_rate,
+                priced.billing_cost,
+                now if priced.price_id else None,
+            )
+        )
     result.rejected = len(result.errors)
     if rows:
         inserted = _insert_rows_postgres(rows) if connection.vendor == "postgresql" else _insert_rows_orm(rows)
@@ -132,8 +211,11 @@ def _attribute(record: CleanRecord, codes, default_cc_id, unallocated_id, strict
         return cost_center_id, ""
     if strict:
         raise RecordInvalid(
-            {"cost_center": [f"Unknown or inactive cost center {record.cost_center!r}; this organization "
-                             "requires a known one."]},
+            {
+                "cost_center": [
+                    f"Unknown or inactive cost center {record.cost_center!r}; this organization requires a known one."
+                ]
+            },
             request_id=record.request_id,
         )
     return unallocated_id, record.cost_center
@@ -161,7 +243,7 @@ def _insert_rows_postgres(rows: list[tuple]) -> int:
             tags_at = INGEST_COLUMNS.index("tags")
             for row in rows:
                 if row[tags_at] is not None:
-                    row = (*row[:tags_at], orjson.dumps(row[tags_at]).decode(), *row[tags_at + 1:])
+                    row = (*row[:tags_at], orjson.dumps(row[tags_at]).decode(), *row[tags_at + 1 :])
                 copy.write_row(row)
         raw.execute(
             f"INSERT INTO usage_usagerecord ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY request_id "
@@ -178,7 +260,7 @@ def _insert_rows_orm(rows: list[tuple]) -> int:
         existing = set(
             UsageRecord.objects.filter(organization_id=org_id, request_id__in=ids).values_list("request_id", flat=True)
         )
-        new = [UsageRecord(**dict(zip(INGEST_COLUMNS, row))) for row in rows if row[1] not in existing]
+        new = [UsageRecord(**dict(zip(INGEST_COLUMNS, row, strict=True))) for row in rows if row[1] not in existing]
         UsageRecord.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
     return len(new)
 
@@ -221,8 +303,13 @@ _RERATE_FIELDS = ("pricing_status", "price_id", "cost", "cost_currency", "fx_rat
 
 
 def usage_rerate(
-    *, organization: Organization, start: datetime | None = None, end: datetime | None = None, dry_run: bool = True,
-    only_not_priced: bool = False, chunk_size: int = 2000,
+    *,
+    organization: Organization,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    dry_run: bool = True,
+    only_not_priced: bool = False,
+    chunk_size: int = 2000,
 ) -> RerateReport:
     """Re-price the organization's usage in [start, end) with today's prices and FX rates.
 
@@ -242,21 +329,41 @@ def usage_rerate(
         records = records.exclude(pricing_status=PricingStatus.PRICED)
     now = timezone.now()
     pending: list[UsageRecord] = []
-    for record in records.only(
-        "id", "provider", "model", "timestamp", "input_tokens", "output_tokens", "cache_read_tokens",
-        "cache_write_tokens", *_RERATE_FIELDS,
-    ).order_by("id").iterator(chunk_size=chunk_size):
+    for record in (
+        records.only(
+            "id",
+            "provider",
+            "model",
+            "timestamp",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            *_RERATE_FIELDS,
+        )
+        .order_by("id")
+        .iterator(chunk_size=chunk_size)
+    ):
         report.examined += 1
         priced = price_usage(
-            book=book, fx=fx, organization=organization, provider=record.provider, model=record.model,
-            timestamp=record.timestamp, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-            cache_read_tokens=record.cache_read_tokens, cache_write_tokens=record.cache_write_tokens,
+            book=book,
+            fx=fx,
+            organization=organization,
+            provider=record.provider,
+            model=record.model,
+            timestamp=record.timestamp,
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            cache_read_tokens=record.cache_read_tokens,
+            cache_write_tokens=record.cache_write_tokens,
         )
         if priced.status != PricingStatus.PRICED:
             report.still_unpriced += 1
         unchanged = (
-            priced.status == record.pricing_status and priced.price_id == record.price_id
-            and priced.cost == record.cost and priced.billing_cost == record.billing_cost
+            priced.status == record.pricing_status
+            and priced.price_id == record.price_id
+            and priced.cost == record.cost
+            and priced.billing_cost == record.billing_cost
         )
         if unchanged:
             continue
@@ -271,7 +378,11 @@ def usage_rerate(
         report.new_total += priced.billing_cost or 0
         if not dry_run:
             record.pricing_status, record.price_id, record.cost = priced.status, priced.price_id, priced.cost
-            record.cost_currency, record.fx_rate, record.billing_cost = priced.cost_currency, priced.fx_rate, priced.billing_cost
+            record.cost_currency, record.fx_rate, record.billing_cost = (
+                priced.cost_currency,
+                priced.fx_rate,
+                priced.billing_cost,
+            )
             record.priced_at = now if priced.price_id else None
             pending.append(record)
             if len(pending) >= 500:
@@ -293,8 +404,6 @@ def usage_reconvert(*, organization: Organization, since=None) -> int:
     Takes records in a foreign currency from `since` (a date, in the organization's time zone) and every
     record still waiting for a rate.
     """
-    from django.db.models import Q
-
     fx = fx_table()
     tz = organization.tz
     records = UsageRecord.objects.for_org(organization).filter(cost__isnull=False)
@@ -307,8 +416,11 @@ def usage_reconvert(*, organization: Organization, since=None) -> int:
     changed: list[UsageRecord] = []
     count = 0
     for record in records.only("id", "timestamp", "cost", "cost_currency", *_RERATE_FIELDS).iterator(chunk_size=2000):
-        rate = fx.rate(from_currency=record.cost_currency, to_currency=organization.billing_currency,
-                       on=record.timestamp.astimezone(tz).date())
+        rate = fx.rate(
+            from_currency=record.cost_currency,
+            to_currency=organization.billing_currency,
+            on=record.timestamp.astimezone(tz).date(),
+        )
         status = PricingStatus.PRICED if rate is not None else PricingStatus.NO_FX_RATE
         billing_cost = None if rate is None else (record.cost * rate).quantize(COST_PLACES)
         if status == record.pricing_status and billing_cost == record.billing_cost and rate == record.fx_rate:

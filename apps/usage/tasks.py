@@ -21,7 +21,9 @@ def price_unpriced(organization_id: int) -> int:
 def price_unpriced_all() -> int:
     """The periodic sweep: catches records that arrived while a price was being imported."""
     organization_ids = (
-        UsageRecord.objects.exclude(pricing_status=PricingStatus.PRICED).values_list("organization_id", flat=True).distinct()
+        UsageRecord.objects.exclude(pricing_status=PricingStatus.PRICED)
+        .values_list("organization_id", flat=True)
+        .distinct()
     )
     count = 0
     for organization_id in organization_ids:

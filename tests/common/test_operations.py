@@ -41,6 +41,9 @@ def test_production_settings_pass_check_deploy():
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        capture_output=True, text=True, env=env, cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=settings.BASE_DIR,
     )
     assert result.returncode == 0, result.stdout + result.stderr

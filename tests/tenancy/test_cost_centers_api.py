@@ -107,5 +107,7 @@ class TestCrossTenant:
 
     def test_a_parent_from_another_organization_is_unknown(self, org, other_org, member_client):
         CostCenterFactory(organization=other_org, code="cc_foreign")
-        response = member_client(role=Role.FINANCE).post(URL, {"code": "cc_x", "name": "x", "parent": "cc_foreign"}, format="json")
+        response = member_client(role=Role.FINANCE).post(
+            URL, {"code": "cc_x", "name": "x", "parent": "cc_foreign"}, format="json"
+        )
         assert response.status_code == 400 and "Unknown cost center" in response.json()["parent"][0]

@@ -28,7 +28,9 @@ def test_seed_demo_creates_a_priced_organization_and_is_idempotent(db):
     assert Membership.objects.for_org(organization).count() == 6
     assert records.filter(pricing_status=PricingStatus.PRICED).count() > 0.8 * count
     # one demo model has no price on purpose: finance sees unpriced usage
-    assert set(records.filter(pricing_status=PricingStatus.UNPRICED).values_list("model", flat=True)) == {"llama-3.3-70b-internal"}
+    assert set(records.filter(pricing_status=PricingStatus.UNPRICED).values_list("model", flat=True)) == {
+        "llama-3.3-70b-internal"
+    }
     assert out.strip().splitlines()[-1].startswith("API key (ingest, read): cpk_")
     again = run("seed_demo", "--days", "3", "--scale", "0.1")
     assert records.count() == count and "0 new usage record(s)" in again

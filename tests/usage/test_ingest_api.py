@@ -143,8 +143,11 @@ class TestBadRecords:
             ({"input_tokens": -1}, "input_tokens", "Must be a whole number >= 0."),
             ({"input_tokens": 1.5}, "input_tokens", "Must be a whole number >= 0."),
             ({"input_tokens": True}, "input_tokens", "Must be a whole number >= 0."),
-            ({"cache_read_tokens": 900, "cache_write_tokens": 200}, "cache_read_tokens",
-             "cache_read_tokens + cache_write_tokens must not exceed input_tokens"),
+            (
+                {"cache_read_tokens": 900, "cache_write_tokens": 200},
+                "cache_read_tokens",
+                "cache_read_tokens + cache_write_tokens must not exceed input_tokens",
+            ),
             ({"reasoning_tokens": 101}, "reasoning_tokens", "Must not exceed output_tokens"),
             ({"request_id": ""}, "request_id", "Must be a string of 1 to 128 characters."),
             ({"request_id": "x" * 129}, "request_id", "Must be a string of 1 to 128 characters."),
@@ -159,7 +162,11 @@ class TestBadRecords:
             ({"reported_cost": "1.00"}, "reported_currency", "Required with reported_cost."),
             ({"reported_cost": "1.00", "reported_currency": "usd"}, "reported_currency", "ISO 4217"),
             ({"costcenter": "cc_x"}, "costcenter", "Unknown field."),
-            ({"usage": {"prompt_tokens": 10, "completion_tokens": 2}}, "usage", "Send either usage or the token fields"),
+            (
+                {"usage": {"prompt_tokens": 10, "completion_tokens": 2}},
+                "usage",
+                "Send either usage or the token fields",
+            ),
         ],
     )
     def test_bad_field_is_rejected_with_a_message_naming_it(self, api, org, fields, field, message):
@@ -231,7 +238,9 @@ class TestBody:
 
     @override_settings(INGEST_MAX_BODY_BYTES=5000)
     def test_gzip_bomb_is_413(self, api, org):
-        body = gzip.compress(json.dumps(usage_payload(user_id="x" * 200, feature="y" * 200) | {"tags": {"k": "z" * 250}}).encode() * 20)
+        body = gzip.compress(
+            json.dumps(usage_payload(user_id="x" * 200, feature="y" * 200) | {"tags": {"k": "z" * 250}}).encode() * 20
+        )
         response = api.post(URL, body, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
         assert response.status_code == 413 and not stored(org).exists()
 
@@ -246,49 +255,78 @@ class TestUsageShapes:
         return r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens
 
     def test_openai_chat_usage_counts_cached_tokens_inside_input(self, api, org):
-        usage = {"prompt_tokens": 1000, "completion_tokens": 300, "prompt_tokens_details": {"cached_tokens": 400},
-                 "completion_tokens_details": {"reasoning_tokens": 120}}
+        usage = {
+            "prompt_tokens": 1000,
+            "completion_tokens": 300,
+            "prompt_tokens_details": {"cached_tokens": 400},
+            "completion_tokens_details": {"reasoning_tokens": 120},
+        }
         assert post(api, {"request_id": "o", "model": "test-model", "usage": usage}).status_code == 201
         assert self._tokens(org) == (1000, 300, 400, 0, 120)
         # 600 x 2.00 + 400 x 0.50 + 300 x 8.00 per 1M
         assert stored(org).get().cost == Decimal("0.0038")
 
     def test_anthropic_usage_adds_cache_reads_and_writes_to_input(self, api, org):
-        usage = {"input_tokens": 50, "output_tokens": 200, "cache_read_input_tokens": 1000,
-                 "cache_creation_input_tokens": 300}
+        usage = {
+            "input_tokens": 50,
+            "output_tokens": 200,
+            "cache_read_input_tokens": 1000,
+            "cache_creation_input_tokens": 300,
+        }
         assert post(api, {"request_id": "a", "model": "test-model", "usage": usage}).status_code == 201
         assert self._tokens(org) == (1350, 200, 1000, 300, 0)
         # 50 x 2.00 + 1000 x 0.50 + 300 x 3.00 + 200 x 8.00 per 1M
         assert stored(org).get().cost == Decimal("0.0031")
 
     def test_anthropic_null_cache_fields_count_as_zero(self, api, org):
-        usage = {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": None,
-                 "cache_creation_input_tokens": None}
+        usage = {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_read_input_tokens": None,
+            "cache_creation_input_tokens": None,
+        }
         assert post(api, {"request_id": "a", "model": "test-model", "usage": usage}).status_code == 201
         assert self._tokens(org) == (10, 5, 0, 0, 0)
 
     def test_openai_responses_usage(self, api, org):
-        usage = {"input_tokens": 800, "output_tokens": 90, "input_tokens_details": {"cached_tokens": 300},
-                 "output_tokens_details": {"reasoning_tokens": 40}}
+        usage = {
+            "input_tokens": 800,
+            "output_tokens": 90,
+            "input_tokens_details": {"cached_tokens": 300},
+            "output_tokens_details": {"reasoning_tokens": 40},
+        }
         assert post(api, {"request_id": "r", "model": "test-model", "usage": usage}).status_code == 201
         assert self._tokens(org) == (800, 90, 300, 0, 40)
 
     def test_gemini_usage_metadata_bills_thoughts_as_output(self, api, org):
-        usage = {"promptTokenCount": 500, "candidatesTokenCount": 60, "thoughtsTokenCount": 40,
-                 "cachedContentTokenCount": 100}
+        usage = {
+            "promptTokenCount": 500,
+            "candidatesTokenCount": 60,
+            "thoughtsTokenCount": 40,
+            "cachedContentTokenCount": 100,
+        }
         assert post(api, {"request_id": "g", "model": "test-model", "usage": usage}).status_code == 201
         assert self._tokens(org) == (500, 100, 100, 0, 40)
 
     def test_deepseek_cache_hit_tokens(self, api, org):
-        usage = {"prompt_tokens": 700, "completion_tokens": 10, "prompt_cache_hit_tokens": 600,
-                 "prompt_cache_miss_tokens": 100}
+        usage = {
+            "prompt_tokens": 700,
+            "completion_tokens": 10,
+            "prompt_cache_hit_tokens": 600,
+            "prompt_cache_miss_tokens": 100,
+        }
         assert post(api, {"request_id": "d", "model": "test-model", "usage": usage}).status_code == 201
         assert self._tokens(org) == (700, 10, 600, 0, 0)
 
     def test_opentelemetry_genai_attribute_names_are_accepted(self, api, org):
-        body = {"gen_ai.response.id": "otel-1", "gen_ai.request.model": "test-model", "gen_ai.provider.name": "acme",
-                "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100,
-                "gen_ai.usage.cache_read.input_tokens": 200}
+        body = {
+            "gen_ai.response.id": "otel-1",
+            "gen_ai.request.model": "test-model",
+            "gen_ai.provider.name": "acme",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 100,
+            "gen_ai.usage.cache_read.input_tokens": 200,
+        }
         assert post(api, body).status_code == 201
         record = stored(org).get()
         assert (record.request_id, record.model, record.provider) == ("otel-1", "test-model", "acme")
@@ -297,8 +335,10 @@ class TestUsageShapes:
     def test_invalid_numbers_inside_usage_name_the_path(self, api, org):
         usage = {"prompt_tokens": -1, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": "x"}}
         errors = post(api, {"request_id": "o", "model": "test-model", "usage": usage}).json()["errors"][0]["errors"]
-        assert errors["usage"] == ["prompt_tokens must be a whole number >= 0.",
-                                   "prompt_tokens_details.cached_tokens must be a whole number >= 0."]
+        assert errors["usage"] == [
+            "prompt_tokens must be a whole number >= 0.",
+            "prompt_tokens_details.cached_tokens must be a whole number >= 0.",
+        ]
 
 
 class TestAttribution:
@@ -328,12 +368,29 @@ class TestAttribution:
 
     def test_known_cost_center_and_context_fields_are_kept(self, api, org):
         CostCenterFactory(organization=org, code="cc_search")
-        post(api, usage_payload(cost_center="cc_search", user_id="u1", session_id="s1", feature="answer",
-                                feature_flag="new-ranker", environment="production", tags={"team": "search"},
-                                latency_ms=812.6, status=200))
+        post(
+            api,
+            usage_payload(
+                cost_center="cc_search",
+                user_id="u1",
+                session_id="s1",
+                feature="answer",
+                feature_flag="new-ranker",
+                environment="production",
+                tags={"team": "search"},
+                latency_ms=812.6,
+                status=200,
+            ),
+        )
         r = stored(org).get()
         assert (r.cost_center.code, r.user_id, r.session_id, r.feature, r.feature_flag, r.environment) == (
-            "cc_search", "u1", "s1", "answer", "new-ranker", "production")
+            "cc_search",
+            "u1",
+            "s1",
+            "answer",
+            "new-ranker",
+            "production",
+        )
         assert r.tags == {"team": "search"} and r.latency_ms == 813 and r.status == "200"
 
     def test_a_cost_center_of_another_organization_is_unknown_here(self, api, org, other_org):
@@ -409,8 +466,13 @@ class TestAuth:
         assert ApiKey.objects.get(organization=org).last_used_at > first
 
     @override_settings(
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                            "LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {"socket_connect_timeout": 0.2}}}
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": "redis://127.0.0.1:1/0",
+                "OPTIONS": {"socket_connect_timeout": 0.2},
+            }
+        }
     )
     def test_ingest_succeeds_while_redis_is_down(self, api, org):
         response = post(api, usage_payload())
@@ -440,8 +502,12 @@ def test_orm_insert_path_counts_duplicates_like_the_copy_path(org, priced_model)
     assert rows_before == "postgresql"
     services.connection.vendor = "sqlite-like"
     try:
-        first = services.usage_ingest(organization=org, api_key=None, raw_records=[usage_payload("x"), usage_payload("y")])
-        second = services.usage_ingest(organization=org, api_key=None, raw_records=[usage_payload("y"), usage_payload("z")])
+        first = services.usage_ingest(
+            organization=org, api_key=None, raw_records=[usage_payload("x"), usage_payload("y")]
+        )
+        second = services.usage_ingest(
+            organization=org, api_key=None, raw_records=[usage_payload("y"), usage_payload("z")]
+        )
     finally:
         services.connection.vendor = "postgresql"
     assert (first.accepted, first.duplicates) == (2, 0)

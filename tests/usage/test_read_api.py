@@ -7,8 +7,8 @@ import pytest
 
 from apps.tenancy.models import Role
 from apps.usage.services import usage_ingest
-from tests.factories import CostCenterFactory, OrganizationFactory, make_api_key, usage_payload
 from tests.conftest import client_with_key
+from tests.factories import CostCenterFactory, OrganizationFactory, make_api_key, usage_payload
 
 pytestmark = pytest.mark.usefixtures("priced_model")
 
@@ -37,27 +37,50 @@ class TestCosts:
             usage_payload("c", cost_center="cc_ops", timestamp="2026-03-03T10:00:00Z", output_tokens=1000),
             usage_payload("d", cost_center="cc_ops", model="unknown-model", timestamp="2026-03-03T10:00:00Z"),
         )
-        response = api.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "group_by": "cost_center,model"})
+        response = api.get(
+            "/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "group_by": "cost_center,model"}
+        )
         assert response.status_code == 200
         body = response.json()
         assert body["currency"] == "USD" and body["group_by"] == ["cost_center", "model"]
         assert body["start"] == "2026-03-01T00:00:00+00:00" and body["end"] == "2026-04-01T00:00:00+00:00"
         # c: 1000 x 2.00 + 1000 x 8.00 per 1M = 0.01; a and b: 0.0028 each
         assert body["results"] == [
-            {"cost_center": "cc_ops", "model": "test-model", "cost": "0.0100000000", "input_tokens": 1000,
-             "output_tokens": 1000, "requests": 1},
-            {"cost_center": "cc_search", "model": "test-model", "cost": "0.0056000000", "input_tokens": 2000,
-             "output_tokens": 200, "requests": 2},
-            {"cost_center": "cc_ops", "model": "unknown-model", "cost": "0.0000000000", "input_tokens": 1000,
-             "output_tokens": 100, "requests": 1},
+            {
+                "cost_center": "cc_ops",
+                "model": "test-model",
+                "cost": "0.0100000000",
+                "input_tokens": 1000,
+                "output_tokens": 1000,
+                "requests": 1,
+            },
+            {
+                "cost_center": "cc_search",
+                "model": "test-model",
+                "cost": "0.0056000000",
+                "input_tokens": 2000,
+                "output_tokens": 200,
+                "requests": 2,
+            },
+            {
+                "cost_center": "cc_ops",
+                "model": "unknown-model",
+                "cost": "0.0000000000",
+                "input_tokens": 1000,
+                "output_tokens": 100,
+                "requests": 1,
+            },
         ]
         assert body["total"] == {"cost": "0.0156000000", "input_tokens": 4000, "output_tokens": 1300, "requests": 4}
         assert body["unpriced_requests"] == 1 and body["unconverted_requests"] == 0
 
     def test_days_are_cut_in_the_organizations_time_zone(self, db, priced_model):
         berlin = OrganizationFactory(slug="berlin", timezone="Europe/Berlin")
-        ingest(berlin, usage_payload("late", timestamp="2026-01-31T23:30:00+01:00"),
-               usage_payload("next", timestamp="2026-01-31T23:30:00Z"))
+        ingest(
+            berlin,
+            usage_payload("late", timestamp="2026-01-31T23:30:00+01:00"),
+            usage_payload("next", timestamp="2026-01-31T23:30:00Z"),
+        )
         client = client_with_key(make_api_key(berlin, scopes=("read",))[1])
         body = client.get("/api/v1/costs", {"start": "2026-01-31", "end": "2026-02-01", "group_by": "day"}).json()
         assert [(r["day"], r["requests"]) for r in body["results"]] == [("2026-01-31", 1), ("2026-02-01", 1)]
@@ -65,29 +88,59 @@ class TestCosts:
         assert [(r["month"], r["requests"]) for r in month["results"]] == [("2026-01", 1), ("2026-02", 1)]
 
     def test_end_date_is_inclusive_and_rfc3339_end_exclusive(self, api, org):
-        ingest(org, usage_payload("a", timestamp="2026-03-31T23:59:59Z"), usage_payload("b", timestamp="2026-04-01T00:00:00Z"))
+        ingest(
+            org,
+            usage_payload("a", timestamp="2026-03-31T23:59:59Z"),
+            usage_payload("b", timestamp="2026-04-01T00:00:00Z"),
+        )
         by_date = api.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31"}).json()
         assert by_date["total"]["requests"] == 1
         by_time = api.get("/api/v1/costs", {"start": "2026-03-01T00:00:00Z", "end": "2026-04-01T00:00:01Z"}).json()
         assert by_time["total"]["requests"] == 2
 
     def test_week_groups_start_on_monday(self, api, org):
-        ingest(org, usage_payload("a", timestamp="2026-03-04T10:00:00Z"), usage_payload("b", timestamp="2026-03-08T10:00:00Z"),
-               usage_payload("c", timestamp="2026-03-09T10:00:00Z"))
+        ingest(
+            org,
+            usage_payload("a", timestamp="2026-03-04T10:00:00Z"),
+            usage_payload("b", timestamp="2026-03-08T10:00:00Z"),
+            usage_payload("c", timestamp="2026-03-09T10:00:00Z"),
+        )
         body = api.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "group_by": "week"}).json()
         assert [(r["week"], r["requests"]) for r in body["results"]] == [("2026-03-02", 2), ("2026-03-09", 1)]
 
     def test_cost_center_filter_rolls_up_children(self, api, org, tree):
-        ingest(org, usage_payload("a", cost_center="cc_search", timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("b", cost_center="cc_product", timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("c", cost_center="cc_ops", timestamp="2026-03-02T10:00:00Z"))
-        body = api.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "cost_center": "cc_product"}).json()
+        ingest(
+            org,
+            usage_payload("a", cost_center="cc_search", timestamp="2026-03-02T10:00:00Z"),
+            usage_payload("b", cost_center="cc_product", timestamp="2026-03-02T10:00:00Z"),
+            usage_payload("c", cost_center="cc_ops", timestamp="2026-03-02T10:00:00Z"),
+        )
+        body = api.get(
+            "/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "cost_center": "cc_product"}
+        ).json()
         assert body["total"]["requests"] == 2
 
     def test_filters_by_model_user_feature_environment_and_tag(self, api, org):
-        ingest(org, usage_payload("a", user_id="u1", feature="chat", environment="prod", tags={"team": "x"}, timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("b", user_id="u2", feature="chat", environment="prod", tags={"team": "y"}, timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("c", user_id="u1", feature="search", environment="dev", timestamp="2026-03-02T10:00:00Z"))
+        ingest(
+            org,
+            usage_payload(
+                "a",
+                user_id="u1",
+                feature="chat",
+                environment="prod",
+                tags={"team": "x"},
+                timestamp="2026-03-02T10:00:00Z",
+            ),
+            usage_payload(
+                "b",
+                user_id="u2",
+                feature="chat",
+                environment="prod",
+                tags={"team": "y"},
+                timestamp="2026-03-02T10:00:00Z",
+            ),
+            usage_payload("c", user_id="u1", feature="search", environment="dev", timestamp="2026-03-02T10:00:00Z"),
+        )
         params = {"start": "2026-03-01", "end": "2026-03-31"}
         count = lambda **f: api.get("/api/v1/costs", {**params, **f}).json()["total"]["requests"]  # noqa: E731
         assert count(user_id="u1") == 2
@@ -137,9 +190,12 @@ class TestUsageList:
         assert row["cost_center"] == "unallocated" and row["timestamp"] == "2026-03-02T10:00:00Z"
 
     def test_filters_apply_to_the_list(self, api, org, tree):
-        ingest(org, usage_payload("a", cost_center="cc_search", timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("b", cost_center="cc_ops", timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("c", model="nope", timestamp="2026-03-02T10:00:00Z"))
+        ingest(
+            org,
+            usage_payload("a", cost_center="cc_search", timestamp="2026-03-02T10:00:00Z"),
+            usage_payload("b", cost_center="cc_ops", timestamp="2026-03-02T10:00:00Z"),
+            usage_payload("c", model="nope", timestamp="2026-03-02T10:00:00Z"),
+        )
         base = {"start": "2026-03-01", "end": "2026-03-31"}
         ids = lambda **f: [r["request_id"] for r in api.get("/api/v1/usage", {**base, **f}).json()["results"]]  # noqa: E731
         assert ids(cost_center="cc_product") == ["a"]
@@ -153,14 +209,24 @@ class TestUsageList:
 class TestRoles:
     def test_owner_sees_only_their_cost_centers_and_children(self, org, tree, member_client):
         product, search, ops = tree
-        ingest(org, usage_payload("a", cost_center="cc_search", timestamp="2026-03-02T10:00:00Z"),
-               usage_payload("b", cost_center="cc_ops", timestamp="2026-03-02T10:00:00Z"))
+        ingest(
+            org,
+            usage_payload("a", cost_center="cc_search", timestamp="2026-03-02T10:00:00Z"),
+            usage_payload("b", cost_center="cc_ops", timestamp="2026-03-02T10:00:00Z"),
+        )
         owner = member_client(role=Role.OWNER, cost_centers=[product])
-        body = owner.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "group_by": "cost_center"}).json()
+        body = owner.get(
+            "/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "group_by": "cost_center"}
+        ).json()
         assert [r["cost_center"] for r in body["results"]] == ["cc_search"]
         listed = owner.get("/api/v1/usage", {"start": "2026-03-01", "end": "2026-03-31"}).json()["results"]
         assert [r["request_id"] for r in listed] == ["a"]
-        assert owner.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "cost_center": "cc_ops"}).json()["total"]["requests"] == 0
+        assert (
+            owner.get("/api/v1/costs", {"start": "2026-03-01", "end": "2026-03-31", "cost_center": "cc_ops"}).json()[
+                "total"
+            ]["requests"]
+            == 0
+        )
 
     def test_viewer_and_finance_see_everything(self, org, member_client):
         ingest(org, usage_payload("a", timestamp="2026-03-02T10:00:00Z"))

@@ -42,8 +42,11 @@ class CostCenterListView(CostCenterMixin, OrganizationGenericAPIView):
         if CostCenter.objects.for_org(self.organization).filter(code=data["code"]).exists():
             raise serializers.ValidationError({"code": [f"A cost center {data['code']!r} already exists."]})
         cost_center = cost_center_create(
-            organization=self.organization, code=data["code"], name=data["name"],
-            parent=self.parent_from(data.get("parent")), active=data.get("active", True),
+            organization=self.organization,
+            code=data["code"],
+            name=data["name"],
+            parent=self.parent_from(data.get("parent")),
+            active=data.get("active", True),
         )
         return Response(CostCenterSerializer(cost_center).data, status=status.HTTP_201_CREATED)
 

@@ -36,7 +36,8 @@ def read_json_body(request):
     content_type = request.content_type.split(";")[0].strip().lower()
     if content_type != "application/json":
         raise exceptions.UnsupportedMediaType(
-            content_type or "none", detail=f"Send JSON with Content-Type: application/json (got {content_type or 'none'!r})."
+            content_type or "none",
+            detail=f"Send JSON with Content-Type: application/json (got {content_type or 'none'!r}).",
         )
     limit = settings.INGEST_MAX_BODY_BYTES
     try:
@@ -53,9 +54,11 @@ def read_json_body(request):
         if len(body) > limit or decompressor.unconsumed_tail:
             raise PayloadTooLarge(f"Decompressed body exceeds {limit:,} bytes; send smaller batches.")
     elif encoding not in ("identity", ""):
-        raise exceptions.UnsupportedMediaType(encoding, detail=f"Unsupported Content-Encoding {encoding!r}; use gzip or none.")
+        raise exceptions.UnsupportedMediaType(
+            encoding, detail=f"Unsupported Content-Encoding {encoding!r}; use gzip or none."
+        )
     if not body:
-        raise exceptions.ParseError("Empty body: send one record or {\"records\": [...]}.")
+        raise exceptions.ParseError('Empty body: send one record or {"records": [...]}.')
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -93,7 +96,9 @@ class UsageView(OrganizationGenericAPIView):
     )
     def get(self, request):
         filterset = UsageFilter(
-            request.query_params, queryset=self.get_queryset(), organization=self.organization,
+            request.query_params,
+            queryset=self.get_queryset(),
+            organization=self.organization,
             visible_cost_center_ids=self.visible_cost_center_ids(),
         )
         if not filterset.is_valid():
@@ -104,20 +109,25 @@ class UsageView(OrganizationGenericAPIView):
     @extend_schema(
         summary="Ingest usage",
         description=(
-            "One record, or `{\"records\": [...]}` with up to 5,000. Valid records are stored even when others are "
+            'One record, or `{"records": [...]}` with up to 5,000. Valid records are stored even when others are '
             "rejected; a request_id already stored counts as a duplicate. 201: nothing rejected; 207: some records of "
             "a batch rejected (see errors by index); 422: the single record was rejected."
         ),
         request=PolymorphicProxySerializer(
-            component_name="UsageIngestBody", serializers=[UsageBatchInSerializer, UsageRecordInSerializer],
+            component_name="UsageIngestBody",
+            serializers=[UsageBatchInSerializer, UsageRecordInSerializer],
             resource_type_field_name=None,
         ),
         responses={
-            201: IngestResultSerializer, 207: IngestResultSerializer, 422: IngestResultSerializer,
-            400: OpenApiResponse(description="Malformed JSON or body"), 401: OpenApiResponse(description="Bad key"),
+            201: IngestResultSerializer,
+            207: IngestResultSerializer,
+            422: IngestResultSerializer,
+            400: OpenApiResponse(description="Malformed JSON or body"),
+            401: OpenApiResponse(description="Bad key"),
             403: OpenApiResponse(description="Key lacks the ingest scope"),
             413: OpenApiResponse(description="More than 5,000 records or body too large"),
-            415: OpenApiResponse(description="Not application/json"), 429: OpenApiResponse(description="Rate limited"),
+            415: OpenApiResponse(description="Not application/json"),
+            429: OpenApiResponse(description="Rate limited"),
         },
     )
     def post(self, request):
@@ -155,7 +165,10 @@ class CostSummaryView(OrganizationAPIView):
     )
     def get(self, request):
         group_by = tuple(
-            part.strip() for value in request.query_params.getlist("group_by") for part in value.split(",") if part.strip()
+            part.strip()
+            for value in request.query_params.getlist("group_by")
+            for part in value.split(",")
+            if part.strip()
         )
         unknown = [d for d in group_by if d not in DIMENSIONS]
         if unknown or len(set(group_by)) != len(group_by):
@@ -163,8 +176,10 @@ class CostSummaryView(OrganizationAPIView):
                 {"group_by": [f"Choose distinct dimensions from {', '.join(DIMENSIONS)}; got {', '.join(group_by)}."]}
             )
         filterset = UsageFilter(
-            request.query_params, queryset=UsageRecord.objects.for_org(self.organization),
-            organization=self.organization, visible_cost_center_ids=self.visible_cost_center_ids(),
+            request.query_params,
+            queryset=UsageRecord.objects.for_org(self.organization),
+            organization=self.organization,
+            visible_cost_center_ids=self.visible_cost_center_ids(),
         )
         if not filterset.is_valid():
             raise exceptions.ValidationError(filterset.errors)

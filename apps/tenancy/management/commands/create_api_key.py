@@ -33,10 +33,16 @@ class Command(BaseCommand):
         scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
         try:
             api_key, raw_key = api_key_create(
-                organization=organization, name=name or f"{'+'.join(scope_list)} key", scopes=scope_list,
-                default_cost_center=default_cc, expires_at=expires_at,
+                organization=organization,
+                name=name or f"{'+'.join(scope_list)} key",
+                scopes=scope_list,
+                default_cost_center=default_cc,
+                expires_at=expires_at,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
-        self.stderr.write(f"API key {api_key.display} for {organization.slug}, scopes {','.join(api_key.scopes)}. Store it now: it is not shown again.")
+        self.stderr.write(
+            f"API key {api_key.display} for {organization.slug}, scopes {','.join(api_key.scopes)}. "
+            "Store it now: it is not shown again."
+        )
         self.stdout.write(raw_key)

@@ -23,9 +23,15 @@ class Command(BaseCommand):
             raise CommandError(f"Organization {slug!r} already exists.")
         try:
             organization = organization_create(
-                slug=slug, name=name, billing_currency=currency.upper(), timezone_name=timezone,
-                strict_attribution=strict, grace_days=grace_days,
+                slug=slug,
+                name=name,
+                billing_currency=currency.upper(),
+                timezone_name=timezone,
+                strict_attribution=strict,
+                grace_days=grace_days,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
-        self.stdout.write(f"Created organization {organization.slug} ({organization.billing_currency}, {organization.timezone}).")
+        self.stdout.write(
+            f"Created organization {organization.slug} ({organization.billing_currency}, {organization.timezone})."
+        )

@@ -28,11 +28,16 @@ class Command(BaseCommand):
             raise CommandError(" ".join(exc.messages)) from None
         report = usage_rerate(organization=organization, start=start_at, end=end_at, dry_run=not apply)
         currency = report.currency
-        self.stdout.write(f"{'Re-rated' if apply else 'Dry run'}: {report.examined} record(s) examined, "
-                          f"{report.changed} change, {report.newly_priced} newly priced, {report.still_unpriced} still unpriced.")
-        for line in sorted(report.lines.values(), key=lambda l: abs(l.delta), reverse=True):
+        self.stdout.write(
+            f"{'Re-rated' if apply else 'Dry run'}: {report.examined} record(s) examined, "
+            f"{report.changed} change, {report.newly_priced} newly priced, {report.still_unpriced} still unpriced."
+        )
+        for line in sorted(report.lines.values(), key=lambda item: abs(item.delta), reverse=True):
             name = f"{line.provider}/{line.model}" if line.provider else line.model
-            self.stdout.write(f"  {name:<40} {line.records:>8} records  {line.old_cost:>16.4f} -> {line.new_cost:>16.4f} {currency}  ({line.delta:+.4f})")
+            self.stdout.write(
+                f"  {name:<40} {line.records:>8} records  "
+                f"{line.old_cost:>16.4f} -> {line.new_cost:>16.4f} {currency}  ({line.delta:+.4f})"
+            )
         self.stdout.write(f"Total: {report.old_total:.4f} -> {report.new_total:.4f} {currency} ({report.delta:+.4f})")
         if not apply and report.changed:
             self.stdout.write("Nothing was written; run again with --apply to re-rate.")

@@ -19,8 +19,20 @@ COST_CENTERS = [
     # code, name, parent, daily requests, {model: weight}
     ("cc_product", "Product", None, 0, {}),
     ("cc_search", "Search & answers", "cc_product", 420, {"gpt-4.1-mini": 6, "gpt-4.1": 2, "claude-haiku-4-5": 2}),
-    ("cc_support_bot", "Support assistant", "cc_product", 300, {"claude-sonnet-4-5": 5, "claude-haiku-4-5": 4, "gpt-4o-mini": 1}),
-    ("cc_marketing_analytics", "Marketing analytics", None, 90, {"gpt-5": 3, "gemini-2.5-pro": 2, "gemini-2.5-flash": 3}),
+    (
+        "cc_support_bot",
+        "Support assistant",
+        "cc_product",
+        300,
+        {"claude-sonnet-4-5": 5, "claude-haiku-4-5": 4, "gpt-4o-mini": 1},
+    ),
+    (
+        "cc_marketing_analytics",
+        "Marketing analytics",
+        None,
+        90,
+        {"gpt-5": 3, "gemini-2.5-pro": 2, "gemini-2.5-flash": 3},
+    ),
     ("cc_data_science", "Data science", None, 120, {"o3": 2, "gpt-5-mini": 4, "deepseek-v3.2": 3, "qwen-max": 1}),
     ("cc_platform", "Platform engineering", None, 60, {"gpt-4o": 2, "claude-opus-4-1": 1, "llama-3.3-70b-internal": 2}),
 ]
@@ -31,14 +43,31 @@ FEATURES = {
     "cc_data_science": ["eval_runs", "labeling", "notebook_assist"],
     "cc_platform": ["code_review", "incident_summary"],
 }
-PROVIDERS = {"gpt": "openai", "o3": "openai", "claude": "anthropic", "gemini": "gemini", "deepseek": "deepseek",
-             "qwen": "dashscope", "llama": "internal"}
+PROVIDERS = {
+    "gpt": "openai",
+    "o3": "openai",
+    "claude": "anthropic",
+    "gemini": "gemini",
+    "deepseek": "deepseek",
+    "qwen": "dashscope",
+    "llama": "internal",
+}
 SHAPES = {  # (mean input, mean output, share of input served from cache)
-    "gpt-5": (6000, 1800, 0.3), "gpt-5-mini": (3000, 700, 0.4), "gpt-4.1": (5000, 900, 0.5),
-    "gpt-4.1-mini": (2500, 400, 0.5), "gpt-4o": (3500, 800, 0.3), "gpt-4o-mini": (1800, 350, 0.3),
-    "o3": (8000, 4000, 0.2), "claude-sonnet-4-5": (9000, 1200, 0.6), "claude-haiku-4-5": (3000, 500, 0.5),
-    "claude-opus-4-1": (12000, 2500, 0.4), "gemini-2.5-pro": (20000, 2000, 0.3), "gemini-2.5-flash": (6000, 900, 0.3),
-    "deepseek-v3.2": (5000, 1500, 0.5), "qwen-max": (3000, 800, 0.0), "llama-3.3-70b-internal": (2500, 600, 0.0),
+    "gpt-5": (6000, 1800, 0.3),
+    "gpt-5-mini": (3000, 700, 0.4),
+    "gpt-4.1": (5000, 900, 0.5),
+    "gpt-4.1-mini": (2500, 400, 0.5),
+    "gpt-4o": (3500, 800, 0.3),
+    "gpt-4o-mini": (1800, 350, 0.3),
+    "o3": (8000, 4000, 0.2),
+    "claude-sonnet-4-5": (9000, 1200, 0.6),
+    "claude-haiku-4-5": (3000, 500, 0.5),
+    "claude-opus-4-1": (12000, 2500, 0.4),
+    "gemini-2.5-pro": (20000, 2000, 0.3),
+    "gemini-2.5-flash": (6000, 900, 0.3),
+    "deepseek-v3.2": (5000, 1500, 0.5),
+    "qwen-max": (3000, 800, 0.0),
+    "llama-3.3-70b-internal": (2500, 600, 0.0),
 }
 
 
@@ -60,9 +89,14 @@ class Command(BaseCommand):
             self._members(organization, codes)
         _, ingest_key = api_key_create(organization=organization, name="demo ingest+read", scopes=["ingest", "read"])
         total = self._usage(organization, days=days, scale=scale)
-        self.stdout.write(f"Demo organization {organization.slug}: {total['accepted']} new usage record(s), "
-                          f"{total['duplicates']} already there.")
-        self.stdout.write(f"Members: admin@, finance@, controller@, search-lead@, product-lead@, viewer@acme.example; password {DEMO_PASSWORD}.")
+        self.stdout.write(
+            f"Demo organization {organization.slug}: {total['accepted']} new usage record(s), "
+            f"{total['duplicates']} already there."
+        )
+        self.stdout.write(
+            "Members: admin@, finance@, controller@, search-lead@, product-lead@, viewer@acme.example; "
+            f"password {DEMO_PASSWORD}."
+        )
         self.stdout.write(f"API key (ingest, read): {ingest_key}")
 
     def _cost_centers(self, organization) -> dict[str, CostCenter]:
@@ -77,9 +111,12 @@ class Command(BaseCommand):
     def _members(self, organization, codes):
         User = get_user_model()
         people = [
-            ("admin@acme.example", Role.ADMIN, []), ("finance@acme.example", Role.FINANCE, []),
-            ("controller@acme.example", Role.FINANCE, []), ("search-lead@acme.example", Role.OWNER, ["cc_search"]),
-            ("product-lead@acme.example", Role.OWNER, ["cc_product"]), ("viewer@acme.example", Role.VIEWER, []),
+            ("admin@acme.example", Role.ADMIN, []),
+            ("finance@acme.example", Role.FINANCE, []),
+            ("controller@acme.example", Role.FINANCE, []),
+            ("search-lead@acme.example", Role.OWNER, ["cc_search"]),
+            ("product-lead@acme.example", Role.OWNER, ["cc_product"]),
+            ("viewer@acme.example", Role.VIEWER, []),
         ]
         for email, role, owned in people:
             user = User.objects.filter(username=email).first()
@@ -101,7 +138,7 @@ class Command(BaseCommand):
                 if not daily:
                     continue
                 count = int(daily * scale * growth * weekend * rng.uniform(0.85, 1.15))
-                names, weights = zip(*models.items())
+                names, weights = zip(*models.items(), strict=True)
                 for n in range(count):
                     moment = day + timedelta(seconds=rng.betavariate(2.5, 2.5) * 86400)
                     if moment > now:
@@ -111,22 +148,25 @@ class Command(BaseCommand):
                     input_tokens = max(50, int(rng.lognormvariate(0, 0.6) * mean_in))
                     cache_read = int(input_tokens * cached_share * rng.random())
                     output_tokens = max(1, int(rng.lognormvariate(0, 0.7) * mean_out))
-                    batch.append({
-                        "request_id": f"demo-{code}-{day:%Y%m%d}-{n}",
-                        "timestamp": moment.isoformat(),
-                        "model": model,
-                        "provider": next(p for prefix, p in PROVIDERS.items() if model.startswith(prefix)),
-                        "input_tokens": input_tokens, "output_tokens": output_tokens,
-                        "cache_read_tokens": cache_read,
-                        "cost_center": code,
-                        "user_id": rng.choice(users[: 20 if code != "cc_support_bot" else 60]),
-                        "feature": rng.choice(FEATURES[code]),
-                        "environment": "production" if rng.random() < 0.85 else "staging",
-                        "latency_ms": int(rng.lognormvariate(0, 0.5) * (400 + output_tokens * 8)),
-                        "status": "ok" if rng.random() < 0.985 else "error",
-                        "session_id": f"s-{rng.randrange(10**6)}",
-                        "tags": {"team": code.removeprefix("cc_")},
-                    })
+                    batch.append(
+                        {
+                            "request_id": f"demo-{code}-{day:%Y%m%d}-{n}",
+                            "timestamp": moment.isoformat(),
+                            "model": model,
+                            "provider": next(p for prefix, p in PROVIDERS.items() if model.startswith(prefix)),
+                            "input_tokens": input_tokens,
+                            "output_tokens": output_tokens,
+                            "cache_read_tokens": cache_read,
+                            "cost_center": code,
+                            "user_id": rng.choice(users[: 20 if code != "cc_support_bot" else 60]),
+                            "feature": rng.choice(FEATURES[code]),
+                            "environment": "production" if rng.random() < 0.85 else "staging",
+                            "latency_ms": int(rng.lognormvariate(0, 0.5) * (400 + output_tokens * 8)),
+                            "status": "ok" if rng.random() < 0.985 else "error",
+                            "session_id": f"s-{rng.randrange(10**6)}",
+                            "tags": {"team": code.removeprefix("cc_")},
+                        }
+                    )
                     if len(batch) == 5000:
                         self._send(organization, batch, totals)
             if day_offset % 15 == 0:
