@@ -300,8 +300,21 @@ def clean_record(raw, *, now: datetime) -> CleanRecord:
     if reported_currency and not is_currency(reported_currency):
         errors["reported_currency"] = ["Must be an ISO 4217 currency code, e.g. USD."]
 
+    if not errors:
+        for field, value in (
+            ("request_id", request_id),
+            ("model", model),
+            ("provider", provider),
+            ("cost_center", cost_center),
+            ("status", status),
+            *strings.items(),
+        ):
+            if value and "\x00" in value:
+                errors[field] = ["Must not contain NUL characters."]
+        if any("\x00" in key or "\x00" in value for key, value in tags.items()):
+            errors["tags"] = ["Must not contain NUL characters."]
     if errors:
-        raise RecordInvalid(errors, request_id=request_id)
+        raise RecordInvalid(errors, request_id=request_id if request_id and "\x00" not in request_id else None)
     return CleanRecord(
         request_id=request_id,
         timestamp=timestamp,

@@ -513,3 +513,48 @@ def test_orm_insert_path_counts_duplicates_like_the_copy_path(org, priced_model)
     assert (first.accepted, first.duplicates) == (2, 0)
     assert (second.accepted, second.duplicates) == (1, 1)
     assert stored(org).count() == 3
+
+
+class TestNoServerErrors:
+    @pytest.mark.parametrize(
+        "fields, field",
+        [
+            ({"request_id": "a\x00b"}, "request_id"),
+            ({"model": "gpt\x00"}, "model"),
+            ({"user_id": "\x00"}, "user_id"),
+            ({"cost_center": "cc\x00"}, "cost_center"),
+            ({"tags": {"k\x00": "v"}}, "tags"),
+            ({"tags": {"k": "v\x00"}}, "tags"),
+        ],
+    )
+    def test_nul_characters_are_rejected_not_a_500(self, api, org, fields, field):
+        response = post(api, usage_payload(**fields))
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["errors"] == {field: ["Must not contain NUL characters."]}
+        assert not stored(org).exists()
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"\xff\xfe", b'{"request_id": "\\ud800"}', b"[" * 2000 + b"]" * 2000, b"1e999999", b"null", b'"text"'],
+    )
+    def test_undecodable_or_odd_json_is_400(self, api, org, body):
+        response = api.post(URL, body, content_type="application/json")
+        assert response.status_code == 400
+        assert not stored(org).exists()
+
+    def test_huge_token_counts_are_rejected(self, api, org):
+        response = post(api, usage_payload(input_tokens=10**20))
+        assert response.json()["errors"][0]["errors"] == {"input_tokens": ["Must be a whole number >= 0."]}
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/api/v1/price-lists/99999999999999999999999",
+            "/api/v1/price-lists/99999999999999999999999/prices",
+            "/api/v1/usage?model=a%00b",
+            "/api/v1/costs?user_id=%00",
+            "/api/v1/cost-centers/" + "x" * 300,
+        ],
+    )
+    def test_odd_read_requests_are_4xx(self, api, path):
+        assert 400 <= api.get(path).status_code < 500
