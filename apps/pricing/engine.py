@@ -64,6 +64,10 @@ class _Version:
     prices: UnitPrices
 
 
+def _recency(version: _Version) -> tuple[datetime, int]:
+    return version.effective_from, version.prices.id
+
+
 def _pick(versions: list[_Version], at: datetime) -> UnitPrices | None:
     """The newest version whose range holds `at`; versions are sorted newest first."""
     for version in versions:
@@ -89,10 +93,12 @@ class PriceBook:
             self._exact.setdefault((scope, provider, row["model"].lower()), []).append(version)
             if row["match_pattern"]:
                 pattern_index.setdefault((scope, provider, row["match_pattern"]), []).append(version)
+        # Two global lists may price a model from the same instant: the price created last wins, not
+        # whichever row the database happens to return first.
         for versions in self._exact.values():
-            versions.sort(key=lambda v: v.effective_from, reverse=True)
+            versions.sort(key=_recency, reverse=True)
         for (scope, provider, pattern), versions in pattern_index.items():
-            versions.sort(key=lambda v: v.effective_from, reverse=True)
+            versions.sort(key=_recency, reverse=True)
             compiled = re.compile(pattern, re.IGNORECASE)
             self._patterns.setdefault((scope, provider), []).append((compiled, versions))
         self._candidates: dict[tuple[str, str], list[list[_Version]]] = {}

@@ -101,8 +101,6 @@ def _litellm_entry(name: str, spec: dict) -> PriceEntry:
         provider=provider, model=model, input=_per_million(spec["input_cost_per_token"]),
         output=_per_million(spec["output_cost_per_token"]), source=str(spec.get("source") or "LiteLLM cost map")[:500],
     )
-    if entry.input < 0 or entry.output < 0:
-        raise ValueError("negative price")
     if spec.get("cache_read_input_token_cost") is not None:
         entry.cached_input = _per_million(spec["cache_read_input_token_cost"])
     if spec.get("cache_creation_input_token_cost") is not None:
@@ -119,6 +117,10 @@ def _litellm_entry(name: str, spec: dict) -> PriceEntry:
             entry.long_cached_input = _per_million(spec[f"cache_read_input_token_cost{suffix}"])
         if spec.get(f"cache_creation_input_token_cost{suffix}") is not None:
             entry.long_cache_write = _per_million(spec[f"cache_creation_input_token_cost{suffix}"])
+    prices = (entry.input, entry.output, entry.cached_input, entry.cache_write, entry.long_input,
+              entry.long_output, entry.long_cached_input, entry.long_cache_write)
+    if any(price is not None and price < 0 for price in prices):
+        raise ValueError("negative price")
     return entry
 
 
@@ -129,22 +131,31 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_moment(value: str, column: str) -> datetime | None:
+def _csv_moment(value: str, column: str, tz=UTC) -> datetime | None:
     if not value:
         return None
-    moment = parse_datetime(value)
-    if moment is None:
+    # The date first: parse_datetime reads "2026-03-01" as a naive midnight. Both raise on an
+    # impossible day ("2026-02-30"), which must name its column too.
+    try:
         day = parse_date(value)
-        if day is None:
-            raise ValueError(f"{column}: {value!r} is not a date (YYYY-MM-DD) or RFC 3339 time")
-        return datetime.combine(day, time.min, tzinfo=UTC)
+        moment = None if day is not None else parse_datetime(value)
+    except ValueError:
+        day = moment = None
+    if day is not None:
+        return datetime.combine(day, time.min, tzinfo=tz)
+    if moment is None:
+        raise ValueError(f"{column}: {value!r} is not a date (YYYY-MM-DD) or RFC 3339 time")
     if moment.tzinfo is None:
         raise ValueError(f"{column}: {value!r} needs a UTC offset")
     return moment
 
 
-def parse_price_csv(text: str) -> ParseResult:
-    """A CSV with a header naming at least model, input_per_1m and output_per_1m (see CSV_COLUMNS)."""
+def parse_price_csv(text: str, *, tz=UTC) -> ParseResult:
+    """A CSV with a header naming at least model, input_per_1m and output_per_1m (see CSV_COLUMNS).
+
+    A plain date in effective_from/effective_to is midnight in `tz`: the time zone of the organization
+    whose list the prices go to, UTC for a global list.
+    """
     result = ParseResult()
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
@@ -156,16 +167,17 @@ def parse_price_csv(text: str) -> ParseResult:
         if unknown:
             result.errors.append(f"header: unknown column(s) {', '.join(unknown)}; known: {', '.join(CSV_COLUMNS)}")
         return result
-    for line_no, row in enumerate(reader, start=2):
+    for row in reader:
+        line_no = reader.line_num  # DictReader skips blank lines: count the lines it read
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         try:
-            result.entries.append(_csv_entry(row))
+            result.entries.append(_csv_entry(row, tz))
         except ValueError as exc:
             result.errors.append(f"line {line_no}: {exc}")
     return result
 
 
-def _csv_entry(row: dict) -> PriceEntry:
+def _csv_entry(row: dict, tz=UTC) -> PriceEntry:
     def price(column: str, required: bool = False) -> Decimal | None:
         value = row.get(column, "")
         if not value:
@@ -178,6 +190,8 @@ def _csv_entry(row: dict) -> PriceEntry:
             raise ValueError(f"{column}: {value!r} is not a number") from None
         if amount < 0:
             raise ValueError(f"{column}: must not be negative")
+        if amount.as_tuple().exponent < -15:  # else the whole import fails later naming no line
+            raise ValueError(f"{column}: {value!r} has more than 15 decimal places")
         return amount
 
     provider, model = split_provider(row.get("model", ""))
@@ -200,8 +214,8 @@ def _csv_entry(row: dict) -> PriceEntry:
         long_context_threshold=threshold, long_input=price("long_input_per_1m"),
         long_cached_input=price("long_cached_input_per_1m"), long_cache_write=price("long_cache_write_per_1m"),
         long_output=price("long_output_per_1m"),
-        effective_from=_csv_moment(row.get("effective_from", ""), "effective_from"),
-        effective_to=_csv_moment(row.get("effective_to", ""), "effective_to"), source=row.get("source", ""),
+        effective_from=_csv_moment(row.get("effective_from", ""), "effective_from", tz),
+        effective_to=_csv_moment(row.get("effective_to", ""), "effective_to", tz), source=row.get("source", ""),
     )
     if threshold is not None and (entry.long_input is None or entry.long_output is None):
         raise ValueError("long_context_threshold needs long_input_per_1m and long_output_per_1m")
@@ -244,8 +258,12 @@ def parse_fx_csv(text: str) -> tuple[list[dict], list[str]]:
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         return [], [f"header: missing column(s) {', '.join(missing)}; expected date, from, to, rate, source"]
-    for line_no, row in enumerate(reader, start=2):
-        day = parse_date((row.get("date") or "").strip())
+    for row in reader:
+        line_no = reader.line_num  # DictReader skips blank lines: count the lines it read
+        try:
+            day = parse_date((row.get("date") or "").strip())
+        except ValueError:  # well formed but impossible, such as 2026-02-30
+            day = None
         from_currency, to_currency = (row.get("from") or "").strip().upper(), (row.get("to") or "").strip().upper()
         problems = []
         if day is None:

@@ -39,7 +39,10 @@ class Command(BaseCommand):
                 raise CommandError(f"No organization {org!r}.")
         start = None
         if effective_from:
-            day = parse_date(effective_from)
+            try:
+                day = parse_date(effective_from)
+            except ValueError:  # well formed but impossible, such as 2026-02-30
+                day = None
             if day is None:
                 raise CommandError("--effective-from takes a date, YYYY-MM-DD.")
             start = datetime.combine(day, time.min, tzinfo=organization.tz if organization else UTC)
@@ -50,7 +53,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{file} is not JSON: {exc}") from None
             default_name = "LiteLLM community prices"
         else:
-            parsed = parse_price_csv(path.read_text(encoding="utf-8-sig"))
+            parsed = parse_price_csv(path.read_text(encoding="utf-8-sig"), tz=organization.tz if organization else UTC)
             default_name = "Imported prices"
         if parsed.errors:
             for error in parsed.errors[:50]:
