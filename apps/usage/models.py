@@ -79,7 +79,42 @@ class UsageRecord(models.Model):
             models.Index(
                 fields=["organization", "timestamp"], condition=~Q(pricing_status="priced"), name="usage_org_not_priced"
             ),
+
         ]
 
     def __str__(self):
         return f"{self.request_id} {self.model} {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class CostChangeReason(models.TextChoices):
+    PRICED = "priced", "Priced after waiting for a price or rate"
+    RERATED = "rerated", "Re-rated after a price change"
+    RECONVERTED = "reconverted", "Converted again after an FX rate change"
+
+
+class UsageCostChange(models.Model):
+    """What a stored record cost in the billing currency before and after a re-pricing.
+
+    Billing turns the changes of months already invoiced into adjustment lines on the next invoice.
+    """
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+")
+    record = models.ForeignKey(UsageRecord, on_delete=models.CASCADE, related_name="cost_changes")
+    reason = models.CharField(max_length=16, choices=CostChangeReason.choices)
+    old_status = models.CharField(max_length=16, choices=PricingStatus.choices)
+    new_status = models.CharField(max_length=16, choices=PricingStatus.choices)
+    old_billing_cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    new_billing_cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    changed_at = models.DateTimeField()
+
+    objects = TenantManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "changed_at"], name="usage_change_org_time")]
+
+    def __str__(self):
+        return f"{self.record_id}: {self.old_billing_cost} -> {self.new_billing_cost} ({self.reason})"
+
+    @property
+    def delta(self):
+        return (self.new_billing_cost or 0) - (self.old_billing_cost or 0)

@@ -10,12 +10,13 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.common.locks import BILLING, advisory_xact_lock
 from apps.common.money import COST_PLACES
 from apps.pricing.engine import FxTable, PriceBook, compute_cost
 from apps.pricing.selectors import fx_table, price_book_for, pricing_revision
 from apps.tenancy.models import UNALLOCATED, ApiKey, Organization
 from apps.tenancy.selectors import cost_center_codes
-from apps.usage.models import PricingStatus, UsageRecord
+from apps.usage.models import CostChangeReason, PricingStatus, UsageCostChange, UsageRecord
 from apps.usage.normalize import CleanRecord, RecordInvalid, clean_record
 
 logger = logging.getLogger(__name__)
@@ -302,6 +303,38 @@ class RerateReport:
 _RERATE_FIELDS = ("pricing_status", "price_id", "cost", "cost_currency", "fx_rate", "billing_cost", "priced_at")
 
 
+class _ChangeWriter:
+    """Writes re-priced records in batches, each with a UsageCostChange row saying what it cost before."""
+
+    def __init__(self, *, organization: Organization, now: datetime, fields: tuple[str, ...], batch_size: int = 500):
+        self.organization, self.now, self.fields, self.batch_size = organization, now, fields, batch_size
+        self.records: list[UsageRecord] = []
+        self.changes: list[UsageCostChange] = []
+
+    def add(self, record: UsageRecord, *, reason: str, old_status: str, old_billing_cost: Decimal | None) -> None:
+        self.records.append(record)
+        self.changes.append(
+            UsageCostChange(
+                organization=self.organization,
+                record_id=record.pk,
+                reason=reason,
+                old_status=old_status,
+                new_status=record.pricing_status,
+                old_billing_cost=old_billing_cost,
+                new_billing_cost=record.billing_cost,
+                changed_at=self.now,
+            )
+        )
+        if len(self.records) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.records:
+            UsageRecord.objects.bulk_update(self.records, self.fields)
+            UsageCostChange.objects.bulk_create(self.changes)
+            self.records, self.changes = [], []
+
+
 def usage_rerate(
     *,
     organization: Organization,
@@ -314,8 +347,16 @@ def usage_rerate(
     """Re-price the organization's usage in [start, end) with today's prices and FX rates.
 
     The dry run returns the diff finance reviews first; applying writes only the records whose
-    price, cost or status changes.
+    price, cost or status changes, each with a UsageCostChange row, so that months already invoiced
+    are corrected by adjustment lines on the next invoice instead of by editing the invoice.
     """
+    with transaction.atomic():
+        if not dry_run:
+            advisory_xact_lock(BILLING, organization.pk)
+        return _rerate(organization, start, end, dry_run, only_not_priced, chunk_size)
+
+
+def _rerate(organization, start, end, dry_run, only_not_priced, chunk_size) -> RerateReport:
     revision = pricing_revision()
     book = price_book_for(organization=organization, revision=revision)
     fx = fx_table(revision=revision)
@@ -328,22 +369,19 @@ def usage_rerate(
     if only_not_priced:
         records = records.exclude(pricing_status=PricingStatus.PRICED)
     now = timezone.now()
-    pending: list[UsageRecord] = []
-    for record in (
-        records.only(
-            "id",
-            "provider",
-            "model",
-            "timestamp",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_write_tokens",
-            *_RERATE_FIELDS,
-        )
-        .order_by("id")
-        .iterator(chunk_size=chunk_size)
-    ):
+    writer = _ChangeWriter(organization=organization, now=now, fields=_RERATE_FIELDS)
+    fields = (
+        "id",
+        "provider",
+        "model",
+        "timestamp",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        *_RERATE_FIELDS,
+    )
+    for record in records.only(*fields).order_by("id").iterator(chunk_size=chunk_size):
         report.examined += 1
         priced = price_usage(
             book=book,
@@ -368,7 +406,8 @@ def usage_rerate(
         if unchanged:
             continue
         report.changed += 1
-        if record.pricing_status != PricingStatus.PRICED and priced.status == PricingStatus.PRICED:
+        was_priced = record.pricing_status == PricingStatus.PRICED
+        if not was_priced and priced.status == PricingStatus.PRICED:
             report.newly_priced += 1
         line = report.lines.setdefault((record.provider, record.model), RerateLine(record.provider, record.model))
         line.records += 1
@@ -377,19 +416,14 @@ def usage_rerate(
         report.old_total += record.billing_cost or 0
         report.new_total += priced.billing_cost or 0
         if not dry_run:
+            old_status, old_billing_cost = record.pricing_status, record.billing_cost
             record.pricing_status, record.price_id, record.cost = priced.status, priced.price_id, priced.cost
-            record.cost_currency, record.fx_rate, record.billing_cost = (
-                priced.cost_currency,
-                priced.fx_rate,
-                priced.billing_cost,
-            )
+            record.cost_currency, record.fx_rate = priced.cost_currency, priced.fx_rate
+            record.billing_cost = priced.billing_cost
             record.priced_at = now if priced.price_id else None
-            pending.append(record)
-            if len(pending) >= 500:
-                UsageRecord.objects.bulk_update(pending, _RERATE_FIELDS)
-                pending.clear()
-    if pending:
-        UsageRecord.objects.bulk_update(pending, _RERATE_FIELDS)
+            reason = CostChangeReason.RERATED if was_priced else CostChangeReason.PRICED
+            writer.add(record, reason=reason, old_status=old_status, old_billing_cost=old_billing_cost)
+    writer.flush()
     return report
 
 
@@ -398,12 +432,17 @@ def usage_price_unpriced(*, organization: Organization) -> RerateReport:
     return usage_rerate(organization=organization, dry_run=False, only_not_priced=True)
 
 
+_FX_FIELDS = ("pricing_status", "fx_rate", "billing_cost")
+
+
+@transaction.atomic
 def usage_reconvert(*, organization: Organization, since=None) -> int:
     """Convert priced costs to the billing currency again after FX rates changed; prices stay as they are.
 
     Takes records in a foreign currency from `since` (a date, in the organization's time zone) and every
     record still waiting for a rate.
     """
+    advisory_xact_lock(BILLING, organization.pk)
     fx = fx_table()
     tz = organization.tz
     records = UsageRecord.objects.for_org(organization).filter(cost__isnull=False)
@@ -413,9 +452,9 @@ def usage_reconvert(*, organization: Organization, since=None) -> int:
         records = records.filter(waiting | (Q(timestamp__gte=moment) & ~Q(cost_currency=organization.billing_currency)))
     else:
         records = records.filter(waiting)
-    changed: list[UsageRecord] = []
+    writer = _ChangeWriter(organization=organization, now=timezone.now(), fields=_FX_FIELDS)
     count = 0
-    for record in records.only("id", "timestamp", "cost", "cost_currency", *_RERATE_FIELDS).iterator(chunk_size=2000):
+    for record in records.only("id", "timestamp", "cost", "cost_currency", *_FX_FIELDS).iterator(chunk_size=2000):
         rate = fx.rate(
             from_currency=record.cost_currency,
             to_currency=organization.billing_currency,
@@ -425,12 +464,10 @@ def usage_reconvert(*, organization: Organization, since=None) -> int:
         billing_cost = None if rate is None else (record.cost * rate).quantize(COST_PLACES)
         if status == record.pricing_status and billing_cost == record.billing_cost and rate == record.fx_rate:
             continue
+        old_status, old_billing_cost = record.pricing_status, record.billing_cost
         record.pricing_status, record.fx_rate, record.billing_cost = status, rate, billing_cost
-        changed.append(record)
+        reason = CostChangeReason.RECONVERTED if old_status == PricingStatus.PRICED else CostChangeReason.PRICED
+        writer.add(record, reason=reason, old_status=old_status, old_billing_cost=old_billing_cost)
         count += 1
-        if len(changed) >= 500:
-            UsageRecord.objects.bulk_update(changed, ("pricing_status", "fx_rate", "billing_cost"))
-            changed.clear()
-    if changed:
-        UsageRecord.objects.bulk_update(changed, ("pricing_status", "fx_rate", "billing_cost"))
+    writer.flush()
     return count

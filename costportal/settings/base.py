@@ -30,6 +30,9 @@ INSTALLED_APPS = [
     "apps.tenancy",
     "apps.pricing",
     "apps.usage",
+    "apps.budgets",
+    "apps.billing",
+    "apps.integrations",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +138,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStateEnum": "apps.billing.models.InvoiceState",
+        "ChangeRequestStateEnum": "apps.budgets.models.RequestState",
+    },
 }
 
 # Celery: without a broker the tasks run in-process (the demo); with REDIS_URL they go to workers.

@@ -1,0 +1,1 @@
+"""Month close, invoices with four-eyes approval, adjustments and chargeback reports."""

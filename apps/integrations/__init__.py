@@ -1,0 +1,1 @@
+"""Outgoing signed webhooks and reconciliation against providers' own usage exports."""
