@@ -31,8 +31,14 @@ class UnitPrices:
     long_output: Decimal | None = None
 
 
-def compute_cost(prices: UnitPrices, *, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
-                 cache_write_tokens: int = 0) -> Decimal:
+def compute_cost(
+    prices: UnitPrices,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> Decimal:
     """PRODUCT.md section 3: input counts cache reads and writes; without a cache price they cost input.
 
     Above a long-context threshold every token of the request is priced at the tier's prices.
@@ -126,6 +132,10 @@ class PriceBook:
             prices = _pick(versions, at)
             if prices is not None:
                 return prices
+        if not provider and "/" in model:
+            # A client that names the model as price lists do (`gemini/gemini-2.5-flash`) means that provider.
+            named_provider, bare_model = model.split("/", 1)
+            return self.lookup(provider=named_provider, model=bare_model, at=at)
         return None
 
 
@@ -155,9 +165,15 @@ class FxTable:
 
 def _unit_prices(row) -> UnitPrices:
     return UnitPrices(
-        id=row["id"], currency=row["currency"], input=row["input_price"], cached_input=row["cached_input_price"],
-        cache_write=row["cache_write_price"], output=row["output_price"],
-        long_context_threshold=row["long_context_threshold"], long_input=row["long_input_price"],
-        long_cached_input=row["long_cached_input_price"], long_cache_write=row["long_cache_write_price"],
+        id=row["id"],
+        currency=row["currency"],
+        input=row["input_price"],
+        cached_input=row["cached_input_price"],
+        cache_write=row["cache_write_price"],
+        output=row["output_price"],
+        long_context_threshold=row["long_context_threshold"],
+        long_input=row["long_input_price"],
+        long_cached_input=row["long_cached_input_price"],
+        long_cache_write=row["long_cache_write_price"],
         long_output=row["long_output_price"],
     )

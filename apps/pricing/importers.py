@@ -98,8 +98,11 @@ def _litellm_entry(name: str, spec: dict) -> PriceEntry:
     if not model:
         raise ValueError("empty model name")
     entry = PriceEntry(
-        provider=provider, model=model, input=_per_million(spec["input_cost_per_token"]),
-        output=_per_million(spec["output_cost_per_token"]), source=str(spec.get("source") or "LiteLLM cost map")[:500],
+        provider=provider,
+        model=model,
+        input=_per_million(spec["input_cost_per_token"]),
+        output=_per_million(spec["output_cost_per_token"]),
+        source=str(spec.get("source") or "LiteLLM cost map")[:500],
     )
     if spec.get("cache_read_input_token_cost") is not None:
         entry.cached_input = _per_million(spec["cache_read_input_token_cost"])
@@ -117,17 +120,38 @@ def _litellm_entry(name: str, spec: dict) -> PriceEntry:
             entry.long_cached_input = _per_million(spec[f"cache_read_input_token_cost{suffix}"])
         if spec.get(f"cache_creation_input_token_cost{suffix}") is not None:
             entry.long_cache_write = _per_million(spec[f"cache_creation_input_token_cost{suffix}"])
-    prices = (entry.input, entry.output, entry.cached_input, entry.cache_write, entry.long_input,
-              entry.long_output, entry.long_cached_input, entry.long_cache_write)
+    prices = (
+        entry.input,
+        entry.output,
+        entry.cached_input,
+        entry.cache_write,
+        entry.long_input,
+        entry.long_output,
+        entry.long_cached_input,
+        entry.long_cache_write,
+    )
     if any(price is not None and price < 0 for price in prices):
         raise ValueError("negative price")
     return entry
 
 
 CSV_COLUMNS = (
-    "provider", "model", "match_pattern", "currency", "input_per_1m", "cached_input_per_1m", "cache_write_per_1m",
-    "output_per_1m", "long_context_threshold", "long_input_per_1m", "long_cached_input_per_1m",
-    "long_cache_write_per_1m", "long_output_per_1m", "effective_from", "effective_to", "source",
+    "provider",
+    "model",
+    "match_pattern",
+    "currency",
+    "input_per_1m",
+    "cached_input_per_1m",
+    "cache_write_per_1m",
+    "output_per_1m",
+    "long_context_threshold",
+    "long_input_per_1m",
+    "long_cached_input_per_1m",
+    "long_cache_write_per_1m",
+    "long_output_per_1m",
+    "effective_from",
+    "effective_to",
+    "source",
 )
 
 
@@ -208,14 +232,22 @@ def _csv_entry(row: dict, tz=UTC) -> PriceEntry:
             raise ValueError(f"long_context_threshold: {threshold!r} is not a whole number")
         threshold = int(threshold)
     entry = PriceEntry(
-        provider=provider, model=model, match_pattern=row.get("match_pattern", ""), currency=currency,
-        input=price("input_per_1m", True), output=price("output_per_1m", True),
-        cached_input=price("cached_input_per_1m"), cache_write=price("cache_write_per_1m"),
-        long_context_threshold=threshold, long_input=price("long_input_per_1m"),
-        long_cached_input=price("long_cached_input_per_1m"), long_cache_write=price("long_cache_write_per_1m"),
+        provider=provider,
+        model=model,
+        match_pattern=row.get("match_pattern", ""),
+        currency=currency,
+        input=price("input_per_1m", True),
+        output=price("output_per_1m", True),
+        cached_input=price("cached_input_per_1m"),
+        cache_write=price("cache_write_per_1m"),
+        long_context_threshold=threshold,
+        long_input=price("long_input_per_1m"),
+        long_cached_input=price("long_cached_input_per_1m"),
+        long_cache_write=price("long_cache_write_per_1m"),
         long_output=price("long_output_per_1m"),
         effective_from=_csv_moment(row.get("effective_from", ""), "effective_from", tz),
-        effective_to=_csv_moment(row.get("effective_to", ""), "effective_to", tz), source=row.get("source", ""),
+        effective_to=_csv_moment(row.get("effective_to", ""), "effective_to", tz),
+        source=row.get("source", ""),
     )
     if threshold is not None and (entry.long_input is None or entry.long_output is None):
         raise ValueError("long_context_threshold needs long_input_per_1m and long_output_per_1m")
@@ -235,8 +267,12 @@ def parse_default_prices(path: Path = DEFAULT_PRICES_FILE) -> tuple[dict, ParseR
     for item in document["prices"]:
         result.entries.append(
             PriceEntry(
-                provider=item.get("provider", ""), model=item["model"], match_pattern=item.get("match_pattern", ""),
-                currency=document.get("currency", "USD"), input=Decimal(item["input"]), output=Decimal(item["output"]),
+                provider=item.get("provider", ""),
+                model=item["model"],
+                match_pattern=item.get("match_pattern", ""),
+                currency=document.get("currency", "USD"),
+                input=Decimal(item["input"]),
+                output=Decimal(item["output"]),
                 cached_input=Decimal(item["cached_input"]) if "cached_input" in item else None,
                 cache_write=Decimal(item["cache_write"]) if "cache_write" in item else None,
                 long_context_threshold=item.get("long_context_threshold"),
@@ -282,6 +318,13 @@ def parse_fx_csv(text: str) -> tuple[list[dict], list[str]]:
         if problems:
             errors.append(f"line {line_no}: " + "; ".join(problems))
             continue
-        rows.append({"date": day, "from_currency": from_currency, "to_currency": to_currency, "rate": rate,
-                     "source": (row.get("source") or "").strip()[:200]})
+        rows.append(
+            {
+                "date": day,
+                "from_currency": from_currency,
+                "to_currency": to_currency,
+                "rate": rate,
+                "source": (row.get("source") or "").strip()[:200],
+            }
+        )
     return rows, errors

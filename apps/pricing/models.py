@@ -25,7 +25,11 @@ def validate_pattern(value):
 
 class PriceList(models.Model):
     organization = models.ForeignKey(
-        "tenancy.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="price_lists",
+        "tenancy.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="price_lists",
         help_text="Empty for a global list; set for an organization's negotiated prices.",
     )
     name = models.CharField(max_length=200)
@@ -58,10 +62,14 @@ class ModelPrice(models.Model):
     organization = models.ForeignKey(
         "tenancy.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False
     )
-    provider = models.CharField(max_length=64, blank=True, help_text="Empty: the price listed under the bare model name.")
+    provider = models.CharField(
+        max_length=64, blank=True, help_text="Empty: the price listed under the bare model name."
+    )
     model = models.CharField(max_length=200)
     match_pattern = models.CharField(
-        max_length=300, blank=True, validators=[validate_pattern],
+        max_length=300,
+        blank=True,
+        validators=[validate_pattern],
         help_text="Optional regex (full match) for names such as dated snapshots.",
     )
     currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])

@@ -8,9 +8,23 @@ from apps.pricing.engine import FxTable, PriceBook
 from apps.pricing.models import FxRate, ModelPrice, PriceList, PricingRevision
 
 _PRICE_FIELDS = (
-    "id", "organization_id", "provider", "model", "match_pattern", "currency", "input_price", "cached_input_price",
-    "cache_write_price", "output_price", "long_context_threshold", "long_input_price", "long_cached_input_price",
-    "long_cache_write_price", "long_output_price", "effective_from", "effective_to",
+    "id",
+    "organization_id",
+    "provider",
+    "model",
+    "match_pattern",
+    "currency",
+    "input_price",
+    "cached_input_price",
+    "cache_write_price",
+    "output_price",
+    "long_context_threshold",
+    "long_input_price",
+    "long_cached_input_price",
+    "long_cache_write_price",
+    "long_output_price",
+    "effective_from",
+    "effective_to",
 )
 
 _cache_lock = threading.Lock()

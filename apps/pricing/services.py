@@ -15,9 +15,18 @@ from apps.pricing.models import PRICING_EPOCH, FxRate, ModelPrice, PriceList, Pr
 from apps.pricing.signals import fx_rates_changed, prices_changed
 
 _PRICE_VALUE_FIELDS = (
-    "match_pattern", "currency", "input_price", "cached_input_price", "cache_write_price", "output_price",
-    "long_context_threshold", "long_input_price", "long_cached_input_price", "long_cache_write_price",
-    "long_output_price", "effective_to",
+    "match_pattern",
+    "currency",
+    "input_price",
+    "cached_input_price",
+    "cache_write_price",
+    "output_price",
+    "long_context_threshold",
+    "long_input_price",
+    "long_cached_input_price",
+    "long_cache_write_price",
+    "long_output_price",
+    "effective_to",
 )
 
 
@@ -46,13 +55,42 @@ class ImportSummary:
 
 def _entry_values(entry: PriceEntry) -> dict:
     return {
-        "match_pattern": entry.match_pattern, "currency": entry.currency, "input_price": entry.input,
-        "cached_input_price": entry.cached_input, "cache_write_price": entry.cache_write,
-        "output_price": entry.output, "long_context_threshold": entry.long_context_threshold,
-        "long_input_price": entry.long_input, "long_cached_input_price": entry.long_cached_input,
-        "long_cache_write_price": entry.long_cache_write, "long_output_price": entry.long_output,
+        "match_pattern": entry.match_pattern,
+        "currency": entry.currency,
+        "input_price": entry.input,
+        "cached_input_price": entry.cached_input,
+        "cache_write_price": entry.cache_write,
+        "output_price": entry.output,
+        "long_context_threshold": entry.long_context_threshold,
+        "long_input_price": entry.long_input,
+        "long_cached_input_price": entry.long_cached_input,
+        "long_cache_write_price": entry.long_cache_write,
+        "long_output_price": entry.long_output,
         "effective_to": entry.effective_to,
     }
+
+
+def _check_entry(entry: PriceEntry) -> None:
+    """What the table's check constraints refuse, said per field before anything is written."""
+    name = f"{entry.provider}/{entry.model}" if entry.provider else entry.model
+    prices = (
+        "input",
+        "output",
+        "cached_input",
+        "cache_write",
+        "long_input",
+        "long_cached_input",
+        "long_cache_write",
+        "long_output",
+    )
+    for field_name in prices:
+        value = getattr(entry, field_name)
+        if value is not None and value < 0:
+            raise ValidationError({field_name: [f"{name}: must not be negative."]})
+    if entry.long_context_threshold is not None and (entry.long_input is None or entry.long_output is None):
+        raise ValidationError({"long_context_threshold": [f"{name}: needs long input and output prices."]})
+    if entry.effective_from and entry.effective_to and entry.effective_to <= entry.effective_from:
+        raise ValidationError({"effective_to": [f"{name}: must be after effective_from."]})
 
 
 def _same_prices(price: ModelPrice, values: dict) -> bool:
@@ -97,6 +135,7 @@ def prices_import(
         seen.add(key)
         versions = existing.get(key, [])
         start = entry.effective_from or (default_from if versions else PRICING_EPOCH)
+        _check_entry(entry)
         values = _entry_values(entry)
         current = next((v for v in versions if v.effective_from <= start), None)
         if current is not None and _same_prices(current, values):
@@ -112,15 +151,25 @@ def prices_import(
             same_start.save()
             summary.updated += 1
             audit_record(
-                organization=price_list.organization, actor=actor, action="price.corrected", object_type="ModelPrice",
-                object_id=same_start.pk, changes={"before": old, "after": {k: str(v) for k, v in values.items()}},
+                organization=price_list.organization,
+                actor=actor,
+                action="price.corrected",
+                object_type="ModelPrice",
+                object_id=same_start.pk,
+                changes={"before": old, "after": {k: str(v) for k, v in values.items()}},
             )
         else:
             price = ModelPrice(
-                price_list=price_list, organization=price_list.organization, provider=entry.provider,
-                model=entry.model, effective_from=start, source=entry.source, **values,
+                price_list=price_list,
+                organization=price_list.organization,
+                provider=entry.provider,
+                model=entry.model,
+                effective_from=start,
+                source=entry.source,
+                **values,
             )
-            price.full_clean(exclude=["price_list"], validate_unique=False)
+            # The parsers check what the constraints check; the database stays the backstop.
+            price.full_clean(exclude=["price_list"], validate_unique=False, validate_constraints=False)
             to_create.append(price)
             summary.created += 1
         summary.changed_models.append(f"{entry.provider}/{entry.model}" if entry.provider else entry.model)
@@ -129,10 +178,17 @@ def prices_import(
     ModelPrice.objects.bulk_create(to_create, batch_size=1000)
     if summary.created or summary.updated:
         audit_record(
-            organization=price_list.organization, actor=actor, action="prices.imported", object_type="PriceList",
+            organization=price_list.organization,
+            actor=actor,
+            action="prices.imported",
+            object_type="PriceList",
             object_id=price_list.pk,
-            changes={"created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged,
-                     "earliest_change": summary.earliest_change.isoformat() if summary.earliest_change else None},
+            changes={
+                "created": summary.created,
+                "updated": summary.updated,
+                "unchanged": summary.unchanged,
+                "earliest_change": summary.earliest_change.isoformat() if summary.earliest_change else None,
+            },
         )
         pricing_revision_bump()
         organization = price_list.organization
@@ -163,14 +219,21 @@ def fx_rates_import(*, rows: list[dict], actor=None) -> FxImportSummary:
     summary = FxImportSummary()
     for row in rows:
         rate, created = FxRate.objects.get_or_create(
-            date=row["date"], from_currency=row["from_currency"], to_currency=row["to_currency"],
+            date=row["date"],
+            from_currency=row["from_currency"],
+            to_currency=row["to_currency"],
             defaults={"rate": row["rate"], "source": row.get("source", "")},
         )
         if created:
             summary.created += 1
         elif rate.rate.compare(row["rate"]) != 0:
-            audit_record(actor=actor, action="fx.corrected", object_type="FxRate", object_id=rate.pk,
-                         changes={"before": str(rate.rate), "after": str(row["rate"])})
+            audit_record(
+                actor=actor,
+                action="fx.corrected",
+                object_type="FxRate",
+                object_id=rate.pk,
+                changes={"before": str(rate.rate), "after": str(row["rate"])},
+            )
             rate.rate, rate.source = row["rate"], row.get("source", rate.source)
             rate.save(update_fields=["rate", "source"])
             summary.updated += 1
@@ -180,8 +243,12 @@ def fx_rates_import(*, rows: list[dict], actor=None) -> FxImportSummary:
         if summary.earliest_change is None or row["date"] < summary.earliest_change:
             summary.earliest_change = row["date"]
     if summary.created or summary.updated:
-        audit_record(actor=actor, action="fx.imported", object_type="FxRate",
-                     changes={"created": summary.created, "updated": summary.updated})
+        audit_record(
+            actor=actor,
+            action="fx.imported",
+            object_type="FxRate",
+            changes={"created": summary.created, "updated": summary.updated},
+        )
         pricing_revision_bump()
         since = summary.earliest_change
         transaction.on_commit(lambda: fx_rates_changed.send(sender=FxRate, since=since))

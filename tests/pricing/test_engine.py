@@ -14,14 +14,26 @@ from tests.factories import FxRateFactory, ModelPriceFactory, PriceListFactory
 
 # Claude-Sonnet-like prices per 1M tokens: every token class has its own price.
 SONNET = UnitPrices(
-    id=1, currency="USD", input=Decimal("3.00"), cached_input=Decimal("0.30"), cache_write=Decimal("3.75"),
+    id=1,
+    currency="USD",
+    input=Decimal("3.00"),
+    cached_input=Decimal("0.30"),
+    cache_write=Decimal("3.75"),
     output=Decimal("15.00"),
 )
 # Gemini-2.5-Pro-like prices with a long-context tier above 200k input tokens.
 LONG = UnitPrices(
-    id=2, currency="USD", input=Decimal("1.25"), cached_input=Decimal("0.125"), cache_write=None,
-    output=Decimal("10.00"), long_context_threshold=200_000, long_input=Decimal("2.50"),
-    long_cached_input=Decimal("0.25"), long_cache_write=None, long_output=Decimal("15.00"),
+    id=2,
+    currency="USD",
+    input=Decimal("1.25"),
+    cached_input=Decimal("0.125"),
+    cache_write=None,
+    output=Decimal("10.00"),
+    long_context_threshold=200_000,
+    long_input=Decimal("2.50"),
+    long_cached_input=Decimal("0.25"),
+    long_cache_write=None,
+    long_output=Decimal("15.00"),
 )
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -48,25 +60,39 @@ class TestComputeCost:
         # uncached 10,000 - 6,000 - 1,000 = 3,000 x 3.00 = 9,000
         # read 6,000 x 0.30 = 1,800; write 1,000 x 3.75 = 3,750; output 500 x 15.00 = 7,500
         # (9,000 + 1,800 + 3,750 + 7,500) / 1M = 0.02205
-        cost = compute_cost(SONNET, input_tokens=10_000, output_tokens=500, cache_read_tokens=6000,
-                            cache_write_tokens=1000)
+        cost = compute_cost(
+            SONNET, input_tokens=10_000, output_tokens=500, cache_read_tokens=6000, cache_write_tokens=1000
+        )
         assert cost == Decimal("0.02205")
 
     def test_cache_reads_without_a_cached_price_cost_the_input_price(self):
-        prices = UnitPrices(id=1, currency="USD", input=Decimal("3.00"), cached_input=None, cache_write=Decimal("3.75"),
-                            output=Decimal("15.00"))
+        prices = UnitPrices(
+            id=1,
+            currency="USD",
+            input=Decimal("3.00"),
+            cached_input=None,
+            cache_write=Decimal("3.75"),
+            output=Decimal("15.00"),
+        )
         # 600 uncached + 400 read, all at 3.00: 1,000 x 3.00 / 1M
         assert compute_cost(prices, input_tokens=1000, output_tokens=0, cache_read_tokens=400) == Decimal("0.003")
 
     def test_cache_writes_without_a_cache_write_price_cost_the_input_price(self):
-        prices = UnitPrices(id=1, currency="USD", input=Decimal("3.00"), cached_input=Decimal("0.30"), cache_write=None,
-                            output=Decimal("15.00"))
+        prices = UnitPrices(
+            id=1,
+            currency="USD",
+            input=Decimal("3.00"),
+            cached_input=Decimal("0.30"),
+            cache_write=None,
+            output=Decimal("15.00"),
+        )
         # 600 uncached + 400 written, all at 3.00: 1,000 x 3.00 / 1M
         assert compute_cost(prices, input_tokens=1000, output_tokens=0, cache_write_tokens=400) == Decimal("0.003")
 
     def test_a_cost_keeps_twelve_decimal_places(self):
-        prices = UnitPrices(id=1, currency="USD", input=Decimal("0.123456789"), cached_input=None, cache_write=None,
-                            output=Decimal("0"))
+        prices = UnitPrices(
+            id=1, currency="USD", input=Decimal("0.123456789"), cached_input=None, cache_write=None, output=Decimal("0")
+        )
         # 7 x 0.123456789 / 1M = 0.000000864197523 -> 12 places: 0.000000864198
         cost = compute_cost(prices, input_tokens=7, output_tokens=0)
         assert cost == Decimal("0.000000864198")
@@ -90,13 +116,22 @@ class TestLongContextTier:
 
     def test_above_the_threshold_missing_long_cache_prices_fall_back_to_the_long_input_price(self):
         prices = UnitPrices(
-            id=3, currency="USD", input=Decimal("1.25"), cached_input=Decimal("0.125"), cache_write=Decimal("1.50"),
-            output=Decimal("10.00"), long_context_threshold=200_000, long_input=Decimal("2.50"),
-            long_cached_input=None, long_cache_write=None, long_output=Decimal("15.00"),
+            id=3,
+            currency="USD",
+            input=Decimal("1.25"),
+            cached_input=Decimal("0.125"),
+            cache_write=Decimal("1.50"),
+            output=Decimal("10.00"),
+            long_context_threshold=200_000,
+            long_input=Decimal("2.50"),
+            long_cached_input=None,
+            long_cache_write=None,
+            long_output=Decimal("15.00"),
         )
         # uncached 150,000, read 100,000 and written 50,000 all at 2.50 = 750,000 / 1M
-        cost = compute_cost(prices, input_tokens=300_000, output_tokens=0, cache_read_tokens=100_000,
-                            cache_write_tokens=50_000)
+        cost = compute_cost(
+            prices, input_tokens=300_000, output_tokens=0, cache_read_tokens=100_000, cache_write_tokens=50_000
+        )
         assert cost == Decimal("0.75")
 
 
@@ -125,14 +160,18 @@ class TestPriceBookLookup:
 
     def test_the_organizations_list_wins_even_over_a_newer_global_version(self, org):
         own = ModelPriceFactory(price_list=PriceListFactory(organization=org), model="test-model-x")
-        ModelPriceFactory(price_list=PriceListFactory(), model="test-model-x",
-                          effective_from=datetime(2026, 4, 1, tzinfo=UTC))
+        ModelPriceFactory(
+            price_list=PriceListFactory(), model="test-model-x", effective_from=datetime(2026, 4, 1, tzinfo=UTC)
+        )
         assert lookup(org, "test-model-x") == own.pk
 
     def test_the_organizations_pattern_wins_over_a_global_exact_name(self, org):
         ModelPriceFactory(price_list=PriceListFactory(), model="test-model-x-2026-04-01")
-        own = ModelPriceFactory(price_list=PriceListFactory(organization=org), model="test-model-x",
-                                match_pattern=r"test-model-x-\d{4}-\d{2}-\d{2}")
+        own = ModelPriceFactory(
+            price_list=PriceListFactory(organization=org),
+            model="test-model-x",
+            match_pattern=r"test-model-x-\d{4}-\d{2}-\d{2}",
+        )
         assert lookup(org, "test-model-x-2026-04-01") == own.pk
 
     def test_an_exact_name_wins_over_a_pattern_that_also_matches(self, org):
@@ -143,15 +182,17 @@ class TestPriceBookLookup:
         assert lookup(org, "test-model-y") == family.pk
 
     def test_a_pattern_must_match_the_whole_model_name(self, org):
-        snapshot = ModelPriceFactory(price_list=PriceListFactory(), model="test-model-x",
-                                     match_pattern=r"test-model-x-\d{4}-\d{2}-\d{2}")
+        snapshot = ModelPriceFactory(
+            price_list=PriceListFactory(), model="test-model-x", match_pattern=r"test-model-x-\d{4}-\d{2}-\d{2}"
+        )
         assert lookup(org, "test-model-x-2026-04-01") == snapshot.pk
         assert lookup(org, "test-model-x-2026-04-01-preview") is None
         assert lookup(org, "my-test-model-x-2026-04-01") is None
 
     def test_names_and_patterns_match_regardless_of_case(self, org):
-        price = ModelPriceFactory(price_list=PriceListFactory(), model="test-model-x",
-                                  match_pattern=r"test-model-x-\d{4}-\d{2}-\d{2}")
+        price = ModelPriceFactory(
+            price_list=PriceListFactory(), model="test-model-x", match_pattern=r"test-model-x-\d{4}-\d{2}-\d{2}"
+        )
         assert lookup(org, "Test-Model-X") == price.pk
         assert lookup(org, "TEST-MODEL-X-2026-04-01") == price.pk
 
@@ -159,7 +200,9 @@ class TestPriceBookLookup:
     def per_provider(self, db):
         price_list = PriceListFactory()
         return {
-            provider: ModelPriceFactory(price_list=price_list, provider=provider, model="test-model-x", input_price=price)
+            provider: ModelPriceFactory(
+                price_list=price_list, provider=provider, model="test-model-x", input_price=price
+            )
             for provider, price in (("", "2.00"), ("azure", "2.20"), ("novita", "1.80"))
         }
 
@@ -189,8 +232,9 @@ class TestPriceVersions:
     def versions(self, db):
         price_list = PriceListFactory()
         first = ModelPriceFactory(price_list=price_list, model="test-model-x", input_price="2.00")
-        second = ModelPriceFactory(price_list=price_list, model="test-model-x", input_price="1.00",
-                                   effective_from=self.BOUNDARY)
+        second = ModelPriceFactory(
+            price_list=price_list, model="test-model-x", input_price="1.00", effective_from=self.BOUNDARY
+        )
         return first, second
 
     def test_a_record_one_microsecond_before_the_new_version_gets_the_old_price(self, org, versions):
@@ -217,8 +261,9 @@ class TestPriceVersions:
 
     def test_an_expired_negotiated_price_falls_back_to_the_global_list(self, org):
         global_price = ModelPriceFactory(price_list=PriceListFactory(), model="test-model-x")
-        own = ModelPriceFactory(price_list=PriceListFactory(organization=org), model="test-model-x",
-                                effective_to=self.BOUNDARY)
+        own = ModelPriceFactory(
+            price_list=PriceListFactory(organization=org), model="test-model-x", effective_to=self.BOUNDARY
+        )
         assert lookup(org, "test-model-x", at=self.BOUNDARY - timedelta(microseconds=1)) == own.pk
         assert lookup(org, "test-model-x", at=self.BOUNDARY) == global_price.pk
 
@@ -274,5 +319,39 @@ class TestTwoGlobalLists:
     def test_a_newer_version_in_either_list_still_wins_over_the_tie_break(self, org):
         older_list = PriceListFactory(name="default")
         ModelPriceFactory(price_list=PriceListFactory(name="imported"), model="test-model-x")
-        newer = ModelPriceFactory(price_list=older_list, model="test-model-x", effective_from=datetime(2026, 3, 1, tzinfo=UTC))
+        newer = ModelPriceFactory(
+            price_list=older_list, model="test-model-x", effective_from=datetime(2026, 3, 1, tzinfo=UTC)
+        )
         assert lookup(org, "test-model-x") == newer.pk
+
+
+def test_a_model_named_provider_slash_model_without_provider_uses_that_providers_price():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from apps.pricing.engine import PriceBook
+
+    row = {
+        "id": 1,
+        "organization_id": None,
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "match_pattern": "",
+        "currency": "USD",
+        "input_price": Decimal("0.30"),
+        "cached_input_price": None,
+        "cache_write_price": None,
+        "output_price": Decimal("2.50"),
+        "long_context_threshold": None,
+        "long_input_price": None,
+        "long_cached_input_price": None,
+        "long_cache_write_price": None,
+        "long_output_price": None,
+        "effective_from": datetime(1970, 1, 1, tzinfo=UTC),
+        "effective_to": None,
+    }
+    book = PriceBook([row])
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    assert book.lookup(provider="", model="gemini/gemini-2.5-flash", at=at).id == 1
+    assert book.lookup(provider="", model="gemini-2.5-flash", at=at) is None
+    assert book.lookup(provider="", model="other/gemini-2.5-flash", at=at) is None

@@ -71,7 +71,11 @@ class TestLiteLLMSnapshot:
         assert litellm_snapshot["claude-sonnet-4-5"]["cache_creation_input_token_cost"] == 3.75e-06
         sonnet = entries["claude-sonnet-4-5"]
         assert (sonnet.input, sonnet.cached_input, sonnet.cache_write, sonnet.output) == (
-            Decimal("3"), Decimal("0.3"), Decimal("3.75"), Decimal("15"))
+            Decimal("3"),
+            Decimal("0.3"),
+            Decimal("3.75"),
+            Decimal("15"),
+        )
 
     def test_float_noise_of_per_token_prices_does_not_reach_the_per_million_price(self, entries, litellm_snapshot):
         assert litellm_snapshot["novita/deepseek/deepseek-v4-pro"]["input_cost_per_token"] == 1.6000000000000001e-06
@@ -83,8 +87,16 @@ class TestLiteLLMSnapshot:
     def test_every_imported_price_fits_the_unit_price_column(self, parsed):
         # ModelPrice keeps 15 decimal places and 15 digits before the point
         for entry in parsed.entries:
-            for name in ("input", "cached_input", "cache_write", "output", "long_input", "long_cached_input",
-                         "long_cache_write", "long_output"):
+            for name in (
+                "input",
+                "cached_input",
+                "cache_write",
+                "output",
+                "long_input",
+                "long_cached_input",
+                "long_cache_write",
+                "long_output",
+            ):
                 value = getattr(entry, name)
                 if value is not None:
                     assert value >= 0 and value.as_tuple().exponent >= -15 and value < Decimal("1e15"), (entry, name)
@@ -106,15 +118,17 @@ class TestLiteLLMMalformed:
     GOOD = {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06}
 
     def test_malformed_entries_are_errors_naming_their_key_and_the_rest_is_imported(self):
-        parsed = parse_litellm({
-            "test-good": self.GOOD,
-            "test-not-an-object": "2e-06",
-            "test/bad-number": {"input_cost_per_token": "two", "output_cost_per_token": 8e-06},
-            "test-null-price": {"input_cost_per_token": None, "output_cost_per_token": 8e-06},
-            "test-negative": {"input_cost_per_token": -2e-06, "output_cost_per_token": 8e-06},
-            "test/": self.GOOD,
-            "test-bad-long-tier": {**self.GOOD, "input_cost_per_token_above_200k_tokens": "lots"},
-        })
+        parsed = parse_litellm(
+            {
+                "test-good": self.GOOD,
+                "test-not-an-object": "2e-06",
+                "test/bad-number": {"input_cost_per_token": "two", "output_cost_per_token": 8e-06},
+                "test-null-price": {"input_cost_per_token": None, "output_cost_per_token": 8e-06},
+                "test-negative": {"input_cost_per_token": -2e-06, "output_cost_per_token": 8e-06},
+                "test/": self.GOOD,
+                "test-bad-long-tier": {**self.GOOD, "input_cost_per_token_above_200k_tokens": "lots"},
+            }
+        )
         assert parsed.errors == [
             "test-not-an-object: not an object",
             "test/bad-number: not a number",
@@ -126,10 +140,15 @@ class TestLiteLLMMalformed:
         assert [(e.model, e.input, e.output) for e in parsed.entries] == [("test-good", Decimal("2"), Decimal("8"))]
         assert parsed.skipped == []
 
-    @pytest.mark.parametrize("field", [
-        "cache_read_input_token_cost", "cache_creation_input_token_cost", "input_cost_per_token_above_200k_tokens",
-        "output_cost_per_token_above_200k_tokens",
-    ])
+    @pytest.mark.parametrize(
+        "field",
+        [
+            "cache_read_input_token_cost",
+            "cache_creation_input_token_cost",
+            "input_cost_per_token_above_200k_tokens",
+            "output_cost_per_token_above_200k_tokens",
+        ],
+    )
     def test_a_negative_cache_or_long_context_price_is_an_error(self, field):
         spec = {**self.GOOD, "input_cost_per_token_above_200k_tokens": 4e-06, field: -1e-07}
         parsed = parse_litellm({"test-model-x": spec})
@@ -144,37 +163,74 @@ class TestLiteLLMMalformed:
     def test_a_long_tier_without_its_own_output_price_keeps_the_base_output_price(self):
         parsed = parse_litellm({"test-model-x": {**self.GOOD, "input_cost_per_token_above_128k_tokens": 4e-06}})
         [entry] = parsed.entries
-        assert (entry.long_context_threshold, entry.long_input, entry.long_output) == (128_000, Decimal("4"), Decimal("8"))
+        assert (entry.long_context_threshold, entry.long_input, entry.long_output) == (
+            128_000,
+            Decimal("4"),
+            Decimal("8"),
+        )
 
     def test_prices_given_as_strings_are_read_exactly(self):
-        parsed = parse_litellm({"test-model-x": {"input_cost_per_token": "0.00000015", "output_cost_per_token": "6e-7"}})
+        parsed = parse_litellm(
+            {"test-model-x": {"input_cost_per_token": "0.00000015", "output_cost_per_token": "6e-7"}}
+        )
         [entry] = parsed.entries
         assert (entry.input, entry.output) == (Decimal("0.15"), Decimal("0.6"))
 
 
-CSV_HEADER = ",".join((
-    "provider", "model", "match_pattern", "currency", "input_per_1m", "cached_input_per_1m", "cache_write_per_1m",
-    "output_per_1m", "long_context_threshold", "long_input_per_1m", "long_cached_input_per_1m",
-    "long_cache_write_per_1m", "long_output_per_1m", "effective_from", "effective_to", "source",
-))
+CSV_HEADER = ",".join(
+    (
+        "provider",
+        "model",
+        "match_pattern",
+        "currency",
+        "input_per_1m",
+        "cached_input_per_1m",
+        "cache_write_per_1m",
+        "output_per_1m",
+        "long_context_threshold",
+        "long_input_per_1m",
+        "long_cached_input_per_1m",
+        "long_cache_write_per_1m",
+        "long_output_per_1m",
+        "effective_from",
+        "effective_to",
+        "source",
+    )
+)
 
 
 class TestPriceCsv:
     def test_every_column_is_read(self):
-        text = CSV_HEADER + "\n" + (
-            r"Azure,test-model-x,test-model-x-\d{4},EUR,1.25,0.125,1.5625,10,200000,2.50,0.25,3.125,15,"
-            "2026-03-01T00:00:00+01:00,2026-06-01T00:00:00Z,contract 42\n"
+        text = (
+            CSV_HEADER
+            + "\n"
+            + (
+                r"Azure,test-model-x,test-model-x-\d{4},EUR,1.25,0.125,1.5625,10,200000,2.50,0.25,3.125,15,"
+                "2026-03-01T00:00:00+01:00,2026-06-01T00:00:00Z,contract 42\n"
+            )
         )
         parsed = parse_price_csv(text)
         assert parsed.errors == []
-        assert parsed.entries == [PriceEntry(
-            provider="azure", model="test-model-x", match_pattern=r"test-model-x-\d{4}", currency="EUR",
-            input=Decimal("1.25"), cached_input=Decimal("0.125"), cache_write=Decimal("1.5625"), output=Decimal("10"),
-            long_context_threshold=200_000, long_input=Decimal("2.50"), long_cached_input=Decimal("0.25"),
-            long_cache_write=Decimal("3.125"), long_output=Decimal("15"),
-            effective_from=datetime(2026, 3, 1, tzinfo=timezone(timedelta(hours=1))),
-            effective_to=datetime(2026, 6, 1, tzinfo=UTC), source="contract 42",
-        )]
+        assert parsed.entries == [
+            PriceEntry(
+                provider="azure",
+                model="test-model-x",
+                match_pattern=r"test-model-x-\d{4}",
+                currency="EUR",
+                input=Decimal("1.25"),
+                cached_input=Decimal("0.125"),
+                cache_write=Decimal("1.5625"),
+                output=Decimal("10"),
+                long_context_threshold=200_000,
+                long_input=Decimal("2.50"),
+                long_cached_input=Decimal("0.25"),
+                long_cache_write=Decimal("3.125"),
+                long_output=Decimal("15"),
+                effective_from=datetime(2026, 3, 1, tzinfo=timezone(timedelta(hours=1))),
+                effective_to=datetime(2026, 6, 1, tzinfo=UTC),
+                source="contract 42",
+            )
+        ]
 
     def test_the_three_required_columns_are_enough_and_the_currency_defaults_to_usd(self):
         parsed = parse_price_csv("model,input_per_1m,output_per_1m\ntest-model-x,2.00,8.00\n")
@@ -218,35 +274,76 @@ class TestPriceCsv:
         assert error.startswith("header: unknown column(s) colour; known: provider, model, ")
         assert parsed.entries == []
 
-    @pytest.mark.parametrize(("columns", "values", "error"), [
-        ("model,input_per_1m,output_per_1m", ",2,8", "model: required"),
-        ("model,input_per_1m,output_per_1m", "test-model-x,,8", "input_per_1m: required"),
-        ("model,input_per_1m,output_per_1m", "test-model-x,two,8", "input_per_1m: 'two' is not a number"),
-        ("model,input_per_1m,output_per_1m", "test-model-x,2,NaN", "output_per_1m: 'NaN' is not a number"),
-        ("model,input_per_1m,output_per_1m", "test-model-x,2,-8", "output_per_1m: must not be negative"),
-        ("model,input_per_1m,output_per_1m,cached_input_per_1m", "test-model-x,2,8,-0.5",
-         "cached_input_per_1m: must not be negative"),
-        ("model,input_per_1m,output_per_1m", "test-model-x,2.0000000000000001,8",
-         "input_per_1m: '2.0000000000000001' has more than 15 decimal places"),
-        ("model,input_per_1m,output_per_1m,currency", "test-model-x,2,8,usd", "currency: 'usd' is not an ISO 4217 code"),
-        ("model,input_per_1m,output_per_1m,currency", "test-model-x,2,8,EURO", "currency: 'EURO' is not an ISO 4217 code"),
-        ("model,input_per_1m,output_per_1m,effective_from", "test-model-x,2,8,yesterday",
-         "effective_from: 'yesterday' is not a date (YYYY-MM-DD) or RFC 3339 time"),
-        ("model,input_per_1m,output_per_1m,effective_from", "test-model-x,2,8,2026-02-30",
-         "effective_from: '2026-02-30' is not a date (YYYY-MM-DD) or RFC 3339 time"),
-        ("model,input_per_1m,output_per_1m,effective_to", "test-model-x,2,8,2026-03-01T25:00:00Z",
-         "effective_to: '2026-03-01T25:00:00Z' is not a date (YYYY-MM-DD) or RFC 3339 time"),
-        ("model,input_per_1m,output_per_1m,effective_from", "test-model-x,2,8,2026-03-01T10:00:00",
-         "effective_from: '2026-03-01T10:00:00' needs a UTC offset"),
-        ("model,input_per_1m,output_per_1m,effective_from,effective_to", "test-model-x,2,8,2026-03-01,2026-03-01",
-         "effective_to must be after effective_from"),
-        ("model,input_per_1m,output_per_1m,long_context_threshold,long_input_per_1m", "test-model-x,2,8,200000,4",
-         "long_context_threshold needs long_input_per_1m and long_output_per_1m"),
-        ("model,input_per_1m,output_per_1m,long_context_threshold,long_output_per_1m", "test-model-x,2,8,200000,16",
-         "long_context_threshold needs long_input_per_1m and long_output_per_1m"),
-        ("model,input_per_1m,output_per_1m,long_context_threshold", "test-model-x,2,8,200k",
-         "long_context_threshold: '200k' is not a whole number"),
-    ])
+    @pytest.mark.parametrize(
+        ("columns", "values", "error"),
+        [
+            ("model,input_per_1m,output_per_1m", ",2,8", "model: required"),
+            ("model,input_per_1m,output_per_1m", "test-model-x,,8", "input_per_1m: required"),
+            ("model,input_per_1m,output_per_1m", "test-model-x,two,8", "input_per_1m: 'two' is not a number"),
+            ("model,input_per_1m,output_per_1m", "test-model-x,2,NaN", "output_per_1m: 'NaN' is not a number"),
+            ("model,input_per_1m,output_per_1m", "test-model-x,2,-8", "output_per_1m: must not be negative"),
+            (
+                "model,input_per_1m,output_per_1m,cached_input_per_1m",
+                "test-model-x,2,8,-0.5",
+                "cached_input_per_1m: must not be negative",
+            ),
+            (
+                "model,input_per_1m,output_per_1m",
+                "test-model-x,2.0000000000000001,8",
+                "input_per_1m: '2.0000000000000001' has more than 15 decimal places",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,currency",
+                "test-model-x,2,8,usd",
+                "currency: 'usd' is not an ISO 4217 code",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,currency",
+                "test-model-x,2,8,EURO",
+                "currency: 'EURO' is not an ISO 4217 code",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,effective_from",
+                "test-model-x,2,8,yesterday",
+                "effective_from: 'yesterday' is not a date (YYYY-MM-DD) or RFC 3339 time",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,effective_from",
+                "test-model-x,2,8,2026-02-30",
+                "effective_from: '2026-02-30' is not a date (YYYY-MM-DD) or RFC 3339 time",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,effective_to",
+                "test-model-x,2,8,2026-03-01T25:00:00Z",
+                "effective_to: '2026-03-01T25:00:00Z' is not a date (YYYY-MM-DD) or RFC 3339 time",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,effective_from",
+                "test-model-x,2,8,2026-03-01T10:00:00",
+                "effective_from: '2026-03-01T10:00:00' needs a UTC offset",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,effective_from,effective_to",
+                "test-model-x,2,8,2026-03-01,2026-03-01",
+                "effective_to must be after effective_from",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,long_context_threshold,long_input_per_1m",
+                "test-model-x,2,8,200000,4",
+                "long_context_threshold needs long_input_per_1m and long_output_per_1m",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,long_context_threshold,long_output_per_1m",
+                "test-model-x,2,8,200000,16",
+                "long_context_threshold needs long_input_per_1m and long_output_per_1m",
+            ),
+            (
+                "model,input_per_1m,output_per_1m,long_context_threshold",
+                "test-model-x,2,8,200k",
+                "long_context_threshold: '200k' is not a whole number",
+            ),
+        ],
+    )
     def test_a_bad_value_is_an_error_naming_its_line_and_column(self, columns, values, error):
         parsed = parse_price_csv(f"{columns}\n{values}\n")
         assert parsed.errors == [f"line 2: {error}"]
@@ -267,7 +364,10 @@ class TestPriceCsv:
             "test-model-d,1,-2\n"
         )
         parsed = parse_price_csv(text)
-        assert parsed.errors == ["line 3: input_per_1m: 'x' is not a number", "line 5: output_per_1m: must not be negative"]
+        assert parsed.errors == [
+            "line 3: input_per_1m: 'x' is not a number",
+            "line 5: output_per_1m: must not be negative",
+        ]
         assert [e.model for e in parsed.entries] == ["test-model-a", "test-model-c"]
 
     def test_line_numbers_count_blank_lines(self):
@@ -283,10 +383,20 @@ class TestFxCsv:
         rows, errors = parse_fx_csv(FX_HEADER + "2026-03-02,usd,eur,0.92,ECB\n2026-03-03,USD,EUR,0.9215,\n")
         assert errors == []
         assert rows == [
-            {"date": date(2026, 3, 2), "from_currency": "USD", "to_currency": "EUR", "rate": Decimal("0.92"),
-             "source": "ECB"},
-            {"date": date(2026, 3, 3), "from_currency": "USD", "to_currency": "EUR", "rate": Decimal("0.9215"),
-             "source": ""},
+            {
+                "date": date(2026, 3, 2),
+                "from_currency": "USD",
+                "to_currency": "EUR",
+                "rate": Decimal("0.92"),
+                "source": "ECB",
+            },
+            {
+                "date": date(2026, 3, 3),
+                "from_currency": "USD",
+                "to_currency": "EUR",
+                "rate": Decimal("0.9215"),
+                "source": "",
+            },
         ]
 
     def test_the_source_column_is_optional(self):
@@ -298,17 +408,20 @@ class TestFxCsv:
         assert errors == ["header: missing column(s) rate; expected date, from, to, rate, source"]
         assert rows == []
 
-    @pytest.mark.parametrize(("values", "error"), [
-        ("03/02/2026,USD,EUR,0.92", "date: expected YYYY-MM-DD"),
-        ("2026-02-30,USD,EUR,0.92", "date: expected YYYY-MM-DD"),
-        (",USD,EUR,0.92", "date: expected YYYY-MM-DD"),
-        ("2026-03-02,US,EUR,0.92", "from: 'US' is not an ISO 4217 code"),
-        ("2026-03-02,USD,EURO,0.92", "to: 'EURO' is not an ISO 4217 code"),
-        ("2026-03-02,USD,EUR,abc", "rate: expected a positive number"),
-        ("2026-03-02,USD,EUR,0", "rate: expected a positive number"),
-        ("2026-03-02,USD,EUR,-0.92", "rate: expected a positive number"),
-        ("2026-03-02,USD,EUR,", "rate: expected a positive number"),
-    ])
+    @pytest.mark.parametrize(
+        ("values", "error"),
+        [
+            ("03/02/2026,USD,EUR,0.92", "date: expected YYYY-MM-DD"),
+            ("2026-02-30,USD,EUR,0.92", "date: expected YYYY-MM-DD"),
+            (",USD,EUR,0.92", "date: expected YYYY-MM-DD"),
+            ("2026-03-02,US,EUR,0.92", "from: 'US' is not an ISO 4217 code"),
+            ("2026-03-02,USD,EURO,0.92", "to: 'EURO' is not an ISO 4217 code"),
+            ("2026-03-02,USD,EUR,abc", "rate: expected a positive number"),
+            ("2026-03-02,USD,EUR,0", "rate: expected a positive number"),
+            ("2026-03-02,USD,EUR,-0.92", "rate: expected a positive number"),
+            ("2026-03-02,USD,EUR,", "rate: expected a positive number"),
+        ],
+    )
     def test_a_bad_value_is_an_error_naming_its_line_and_column(self, values, error):
         rows, errors = parse_fx_csv(f"{FX_HEADER}{values},ECB\n")
         assert errors == [f"line 2: {error}"]
@@ -316,8 +429,9 @@ class TestFxCsv:
 
     def test_every_problem_of_a_line_is_reported_together(self):
         rows, errors = parse_fx_csv(FX_HEADER + "2026-03-02,USD,EUR,0.92,ECB\n03/03/2026,usd,eu,0,ECB\n")
-        assert errors == ["line 3: date: expected YYYY-MM-DD; to: 'EU' is not an ISO 4217 code; "
-                          "rate: expected a positive number"]
+        assert errors == [
+            "line 3: date: expected YYYY-MM-DD; to: 'EU' is not an ISO 4217 code; rate: expected a positive number"
+        ]
         assert [row["date"] for row in rows] == [date(2026, 3, 2)]
 
     def test_line_numbers_count_blank_lines(self):

@@ -26,7 +26,9 @@ def versions(price_list, model="test-model-x", provider=""):
     """(effective_from, input, output) of a model's versions, oldest first."""
     return [
         (p.effective_from, p.input_price, p.output_price)
-        for p in ModelPrice.objects.filter(price_list=price_list, provider=provider, model=model).order_by("effective_from")
+        for p in ModelPrice.objects.filter(price_list=price_list, provider=provider, model=model).order_by(
+            "effective_from"
+        )
     ]
 
 
@@ -37,16 +39,23 @@ def start_of_today(tz) -> datetime:
 class TestPricesImport:
     def test_an_import_creates_one_version_per_price(self, global_list):
         revision = pricing_revision()
-        summary = prices_import(price_list=global_list, entries=[
-            entry("test-model-x", "2.00", "8.00", cached_input=Decimal("0.50")),
-            entry("test-model-y", "0.30", "2.50", provider="gemini"),
-        ])
+        summary = prices_import(
+            price_list=global_list,
+            entries=[
+                entry("test-model-x", "2.00", "8.00", cached_input=Decimal("0.50")),
+                entry("test-model-y", "0.30", "2.50", provider="gemini"),
+            ],
+        )
         assert (summary.created, summary.updated, summary.unchanged) == (2, 0, 0)
         assert summary.changed_models == ["test-model-x", "gemini/test-model-y"]
         x = ModelPrice.objects.get(price_list=global_list, model="test-model-x")
         assert (x.provider, x.organization, x.currency) == ("", None, "USD")
         assert (x.input_price, x.cached_input_price, x.cache_write_price, x.output_price) == (
-            Decimal("2.00"), Decimal("0.50"), None, Decimal("8.00"))
+            Decimal("2.00"),
+            Decimal("0.50"),
+            None,
+            Decimal("8.00"),
+        )
         y = ModelPrice.objects.get(price_list=global_list, model="test-model-y")
         assert (y.provider, y.input_price, y.output_price) == ("gemini", Decimal("0.30"), Decimal("2.50"))
         assert pricing_revision() == revision + 1
@@ -70,8 +79,10 @@ class TestPricesImport:
         rows = set(ModelPrice.objects.filter(price_list=global_list).values_list("pk", "updated_at"))
         revision, audits = pricing_revision(), AuditEntry.objects.count()
         # the same prices written differently (2.0 vs 2.00) are the same prices
-        again = [entry("test-model-x", "2.0", "8", cached_input=Decimal("0.5")),
-                 entry("test-model-y", provider="gemini")]
+        again = [
+            entry("test-model-x", "2.0", "8", cached_input=Decimal("0.5")),
+            entry("test-model-y", provider="gemini"),
+        ]
         summary = prices_import(price_list=global_list, entries=again)
         assert (summary.created, summary.updated, summary.unchanged) == (0, 0, 2)
         assert summary.changed_models == [] and summary.earliest_change is None
@@ -109,7 +120,9 @@ class TestPricesImport:
         prices_import(price_list=global_list, entries=[entry(input="2.00")])
         summary = prices_import(price_list=global_list, entries=[entry(input="1.75")], effective_from=MARCH)
         assert versions(global_list) == [
-            (PRICING_EPOCH, Decimal("2.00"), Decimal("8.00")), (MARCH, Decimal("1.75"), Decimal("8.00"))]
+            (PRICING_EPOCH, Decimal("2.00"), Decimal("8.00")),
+            (MARCH, Decimal("1.75"), Decimal("8.00")),
+        ]
         assert summary.earliest_change == MARCH
 
     def test_a_price_equal_to_the_version_in_force_at_its_start_adds_nothing(self, global_list):
@@ -122,10 +135,15 @@ class TestPricesImport:
 
     def test_a_back_dated_price_goes_between_the_versions_around_it(self, global_list):
         prices_import(price_list=global_list, entries=[entry(input="2.00")])
-        prices_import(price_list=global_list, entries=[entry(input="1.50")], effective_from=datetime(2026, 5, 1, tzinfo=UTC))
+        prices_import(
+            price_list=global_list, entries=[entry(input="1.50")], effective_from=datetime(2026, 5, 1, tzinfo=UTC)
+        )
         prices_import(price_list=global_list, entries=[entry(input="1.75")], effective_from=MARCH)
         assert [v[:2] for v in versions(global_list)] == [
-            (PRICING_EPOCH, Decimal("2.00")), (MARCH, Decimal("1.75")), (datetime(2026, 5, 1, tzinfo=UTC), Decimal("1.50"))]
+            (PRICING_EPOCH, Decimal("2.00")),
+            (MARCH, Decimal("1.75")),
+            (datetime(2026, 5, 1, tzinfo=UTC), Decimal("1.50")),
+        ]
 
     def test_a_new_price_with_the_same_start_is_corrected_in_place_and_audited(self, org, org_list):
         prices_import(price_list=org_list, entries=[entry(input="2.00")])
@@ -133,26 +151,40 @@ class TestPricesImport:
         corrected = ModelPrice.objects.get(price_list=org_list, effective_from=MARCH)
         revision = pricing_revision()
 
-        summary = prices_import(price_list=org_list, entries=[entry(input="1.70", source="contract v2")],
-                                effective_from=MARCH, actor="finance@acme.example")
+        summary = prices_import(
+            price_list=org_list,
+            entries=[entry(input="1.70", source="contract v2")],
+            effective_from=MARCH,
+            actor="finance@acme.example",
+        )
 
         assert (summary.created, summary.updated, summary.unchanged) == (0, 1, 0)
         assert summary.earliest_change == MARCH
         assert versions(org_list) == [
-            (PRICING_EPOCH, Decimal("2.00"), Decimal("8.00")), (MARCH, Decimal("1.70"), Decimal("8.00"))]
+            (PRICING_EPOCH, Decimal("2.00"), Decimal("8.00")),
+            (MARCH, Decimal("1.70"), Decimal("8.00")),
+        ]
         corrected.refresh_from_db()
         assert (corrected.input_price, corrected.source) == (Decimal("1.70"), "contract v2")
         assert pricing_revision() == revision + 1
         audit = AuditEntry.objects.get(action="price.corrected")
         assert (audit.organization, audit.actor, audit.object_type, audit.object_id) == (
-            org, "finance@acme.example", "ModelPrice", str(corrected.pk))
+            org,
+            "finance@acme.example",
+            "ModelPrice",
+            str(corrected.pk),
+        )
         assert audit.changes["before"]["input_price"] == "1.750000000000000"
         assert audit.changes["after"]["input_price"] == "1.70"
         assert audit.changes["after"]["output_price"] == "8.00"
         summary_audit = AuditEntry.objects.filter(action="prices.imported").first()  # newest first
         assert summary_audit.organization == org
-        assert summary_audit.changes == {"created": 0, "updated": 1, "unchanged": 0,
-                                         "earliest_change": "2026-03-01T00:00:00+00:00"}
+        assert summary_audit.changes == {
+            "created": 0,
+            "updated": 1,
+            "unchanged": 0,
+            "earliest_change": "2026-03-01T00:00:00+00:00",
+        }
 
     def test_a_file_naming_a_model_twice_keeps_the_first_entry(self, global_list):
         summary = prices_import(price_list=global_list, entries=[entry(input="2.00"), entry(input="9.00")])
@@ -161,8 +193,11 @@ class TestPricesImport:
 
     def test_only_changed_models_get_a_new_version(self, global_list):
         prices_import(price_list=global_list, entries=[entry("test-model-x"), entry("test-model-y")])
-        summary = prices_import(price_list=global_list, entries=[entry("test-model-x"), entry("test-model-y", input="3")],
-                                effective_from=MARCH)
+        summary = prices_import(
+            price_list=global_list,
+            entries=[entry("test-model-x"), entry("test-model-y", input="3")],
+            effective_from=MARCH,
+        )
         assert (summary.created, summary.unchanged, summary.changed_models) == (1, 1, ["test-model-y"])
         assert len(versions(global_list, "test-model-x")) == 1
         assert len(versions(global_list, "test-model-y")) == 2
@@ -198,7 +233,9 @@ class TestFxRatesImport:
         assert (summary.created, summary.updated, summary.unchanged) == (2, 0, 0)
         assert summary.earliest_change == date(2026, 3, 1)
         assert list(FxRate.objects.order_by("date").values_list("date", "rate", "source")) == [
-            (date(2026, 3, 1), Decimal("0.91"), "ECB"), (date(2026, 3, 2), Decimal("0.92"), "ECB")]
+            (date(2026, 3, 1), Decimal("0.91"), "ECB"),
+            (date(2026, 3, 2), Decimal("0.92"), "ECB"),
+        ]
         assert pricing_revision() == revision + 1
         assert AuditEntry.objects.get(action="fx.imported").changes == {"created": 2, "updated": 0}
 
@@ -216,8 +253,9 @@ class TestFxRatesImport:
         existing = FxRateFactory(date=date(2026, 3, 2), rate=Decimal("0.92"), source="first guess")
         FxRateFactory(date=date(2026, 3, 5), rate=Decimal("0.93"))
         revision = pricing_revision()
-        summary = fx_rates_import(rows=[fx(date(2026, 3, 2), "0.9215", "ECB"), fx(date(2026, 3, 5), "0.93")],
-                                  actor="finance@acme.example")
+        summary = fx_rates_import(
+            rows=[fx(date(2026, 3, 2), "0.9215", "ECB"), fx(date(2026, 3, 5), "0.93")], actor="finance@acme.example"
+        )
         assert (summary.created, summary.updated, summary.unchanged) == (0, 1, 1)
         assert summary.earliest_change == date(2026, 3, 2)
         existing.refresh_from_db()

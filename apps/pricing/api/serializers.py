@@ -21,8 +21,21 @@ class ModelPriceSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelPrice
         fields = (
-            "id", "provider", "model", "match_pattern", "currency", "input_price", "cached_input_price",
-            "cache_write_price", "output_price", "long_context_threshold", "long_input_price",
-            "long_cached_input_price", "long_cache_write_price", "long_output_price", "effective_from",
-            "effective_to", "source",
+            "id",
+            "provider",
+            "model",
+            "match_pattern",
+            "currency",
+            "input_price",
+            "cached_input_price",
+            "cache_write_price",
+            "output_price",
+            "long_context_threshold",
+            "long_input_price",
+            "long_cached_input_price",
+            "long_cache_write_price",
+            "long_output_price",
+            "effective_from",
+            "effective_to",
+            "source",
         )

@@ -45,5 +45,7 @@ class PriceListPricesView(OrganizationScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return model_prices_visible(organization=None).none()
-        price_list = generics.get_object_or_404(price_lists_visible(organization=self.organization), pk=self.kwargs["pk"])
+        price_list = generics.get_object_or_404(
+            price_lists_visible(organization=self.organization), pk=self.kwargs["pk"]
+        )
         return model_prices_visible(organization=self.organization).filter(price_list=price_list)

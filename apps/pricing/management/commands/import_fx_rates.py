@@ -24,4 +24,6 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {error}")
             raise CommandError(f"Nothing imported: {len(errors)} malformed line(s).")
         summary = fx_rates_import(rows=rows, actor="import_fx_rates")
-        self.stdout.write(f"FX rates: {summary.created} new, {summary.updated} corrected, {summary.unchanged} unchanged.")
+        self.stdout.write(
+            f"FX rates: {summary.created} new, {summary.updated} corrected, {summary.unchanged} unchanged."
+        )

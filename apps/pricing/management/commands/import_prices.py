@@ -16,7 +16,8 @@ from apps.tenancy.models import Organization
 class Command(BaseCommand):
     help = (
         "Import prices. Formats: litellm (model_prices_and_context_window.json) or csv (columns: "
-        + ", ".join(CSV_COLUMNS) + "). New prices apply from the start of today unless --effective-from says "
+        + ", ".join(CSV_COLUMNS)
+        + "). New prices apply from the start of today unless --effective-from says "
         "otherwise; a model's first price applies to all earlier usage too."
     )
 
@@ -62,12 +63,15 @@ class Command(BaseCommand):
                 raise CommandError(f"Nothing imported: {len(parsed.errors)} error(s).")
         price_list = price_list_get_or_create(organization=organization, name=list_name or default_name)
         try:
-            summary = prices_import(price_list=price_list, entries=parsed.entries, effective_from=start, actor="import_prices")
+            summary = prices_import(
+                price_list=price_list, entries=parsed.entries, effective_from=start, actor="import_prices"
+            )
         except ValidationError as exc:
             raise CommandError(f"Nothing imported: {exc}") from None
         self.stdout.write(
-            f"{price_list}: {summary.created} new price(s), {summary.updated} corrected, {summary.unchanged} unchanged; "
-            f"{len(parsed.skipped)} entries without token prices skipped, {len(parsed.errors)} malformed."
+            f"{price_list}: {summary.created} new price(s), {summary.updated} corrected, "
+            f"{summary.unchanged} unchanged; {len(parsed.skipped)} entries without token prices skipped, "
+            f"{len(parsed.errors)} malformed."
         )
         if summary.earliest_change is not None and (summary.created or summary.updated):
             self.stdout.write(
