@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("apps.pricing.api.urls")),
     path("", include("apps.billing.api.urls")),
     path("", include("apps.budgets.api.urls")),
+    path("", include("apps.integrations.api.urls")),
 ]
 
 urlpatterns = [
