@@ -35,6 +35,7 @@ class ReconciliationImportListView(OrganizationGenericAPIView):
     serializer_class = ImportSerializer
     parser_classes = (MultiPartParser, FormParser)
 
+    @extend_schema(operation_id="reconciliation_imports_list", responses=ImportSerializer(many=True))
     def get(self, request):
         return Response({"results": ImportSerializer(self.get_queryset(), many=True).data})
 
@@ -63,7 +64,7 @@ class ReconciliationDetailView(OrganizationGenericAPIView):
     tenant_model = ProviderUsageImport
     serializer_class = ImportSerializer
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="reconciliation_imports_variance", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk):
         source = self.get_object()
         rows = reconciliation_variance(source=source)
