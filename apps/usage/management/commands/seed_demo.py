@@ -94,8 +94,8 @@ class Command(BaseCommand):
             f"{total['duplicates']} already there."
         )
         self.stdout.write(
-            "Members: admin@, finance@, controller@, search-lead@, product-lead@, viewer@acme.example; "
-            f"password {DEMO_PASSWORD}."
+            "Back office at /admin/ for admin@, finance@, controller@, search-lead@, product-lead@ and "
+            f"viewer@acme.example, password {DEMO_PASSWORD}."
         )
         self.stdout.write(f"API key (ingest, read): {ingest_key}")
 
