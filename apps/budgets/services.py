@@ -267,7 +267,7 @@ def budget_request_decide(*, request: BudgetChangeRequest, user, approve: bool, 
 
 
 @transaction.atomic
-def budget_request_cancel(*, request: BudgetChangeRequest, user) -> BudgetChangeRequest:
+def budget_request_cancel(*, request: BudgetChangeRequest, user, note: str = "") -> BudgetChangeRequest:
     request = BudgetChangeRequest.objects.select_for_update().get(pk=request.pk)
     if request.requested_by_id != user.pk:
         raise PermissionDenied("Only the requester can cancel a request.")
@@ -275,5 +275,7 @@ def budget_request_cancel(*, request: BudgetChangeRequest, user) -> BudgetChange
         raise ValidationError({"state": [f"This request is {request.state} already."]})
     request.state = RequestState.CANCELLED
     request.save(update_fields=["state"])
-    _request_transition(request, from_state=RequestState.PENDING, to_state=RequestState.CANCELLED, actor=user)
+    _request_transition(
+        request, from_state=RequestState.PENDING, to_state=RequestState.CANCELLED, actor=user, note=note
+    )
     return request

@@ -168,7 +168,7 @@ class BudgetChangeRequestActionView(OrganizationGenericAPIView):
         payload = DecisionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         if self.action_name == "cancel":
-            change = budget_request_cancel(request=change, user=request.user)
+            change = budget_request_cancel(request=change, user=request.user, note=payload.validated_data["note"])
         else:
             change = budget_request_decide(
                 request=change,
