@@ -102,6 +102,7 @@ class Alert(models.Model):
     days_elapsed = models.DecimalField(max_digits=8, decimal_places=3)
     days_in_period = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When the alert email went out.")
 
     objects = TenantManager()
 

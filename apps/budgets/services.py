@@ -1,7 +1,7 @@
 """Budget changes and evaluation: alerts raised once per threshold, change requests approved by finance."""
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from apps.budgets.models import (
     RequestState,
     RequestTransition,
 )
-from apps.budgets.selectors import BudgetStatus, budget_status
+from apps.budgets.selectors import BudgetStatus, budget_status, period_window
 from apps.common.services import audit_record
 from apps.integrations.webhooks import webhook_broadcast, webhook_send
 from apps.tenancy.models import CostCenter, Membership, Organization, Role
@@ -145,14 +145,8 @@ def alert_explanation(alert: Alert, status: BudgetStatus) -> dict:
 def _notify(alert: Alert, status: BudgetStatus) -> None:
     budget = alert.budget
     context = alert_explanation(alert, status)
-    recipients = _recipients(budget)
-    subject = f"[costportal] {context['headline']}"
-    text = render_to_string("budgets/alert_email.txt", context)
-    html = render_to_string("budgets/alert_email.html", context)
-    if recipients:
-        transaction.on_commit(
-            lambda: send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, html_message=html)
-        )
+    alert_id = alert.pk
+    transaction.on_commit(lambda: _enqueue_email(alert_id))
     payload = {
         "text": f"{context['headline']}: {status.spent:.2f} of {status.limit:.2f} {status.currency} spent; "
         f"{context['forecast_formula']}.",
@@ -178,6 +172,52 @@ def _notify(alert: Alert, status: BudgetStatus) -> None:
             payload=payload,
         )
     webhook_broadcast(organization=budget.organization, event="budget.alert", payload=payload)
+
+
+def _enqueue_email(alert_id: int) -> None:
+    from apps.budgets.tasks import notify_alert
+
+    try:
+        notify_alert.delay(alert_id)
+    except Exception:  # the broker is down: the periodic evaluation sends unsent alert emails
+        logger.warning("could not enqueue the email of alert %s", alert_id, exc_info=True)
+
+
+def alert_send_email(*, alert_id: int) -> bool:
+    """Send an alert's email once; a failure raises so that the task retries, and nothing is marked sent."""
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("budget__organization", "budget__cost_center")
+            .filter(pk=alert_id, notified_at__isnull=True)
+            .first()
+        )
+        if alert is None:
+            return False
+        start, end = period_window(period_kind=alert.budget.period_kind, day=alert.period_start)
+        status = BudgetStatus(
+            budget=alert.budget,
+            currency=alert.budget.organization.billing_currency,
+            period_start=start,
+            period_end=end - timedelta(days=1),
+            spent=alert.spent,
+            limit=alert.limit,
+            days_elapsed=alert.days_elapsed,
+            days_in_period=alert.days_in_period,
+        )
+        context = alert_explanation(alert, status)
+        recipients = _recipients(alert.budget)
+        if recipients:
+            send_mail(
+                f"[costportal] {context['headline']}",
+                render_to_string("budgets/alert_email.txt", context),
+                settings.DEFAULT_FROM_EMAIL,
+                recipients,
+                html_message=render_to_string("budgets/alert_email.html", context),
+            )
+        alert.notified_at = timezone.now()
+        alert.save(update_fields=["notified_at"])
+    return True
 
 
 def _request_transition(request: BudgetChangeRequest, *, from_state: str, to_state: str, actor, note=""):

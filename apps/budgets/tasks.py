@@ -5,9 +5,9 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from apps.budgets.models import Budget
+from apps.budgets.models import Alert, Budget
 from apps.budgets.selectors import budgets_covering
-from apps.budgets.services import budget_evaluate
+from apps.budgets.services import alert_send_email, budget_evaluate
 from apps.tenancy.models import CostCenter
 from apps.usage.models import UsageRecord
 
@@ -18,11 +18,26 @@ def evaluate(budget_id: int) -> int:
     return len(budget_evaluate(budget=budget)) if budget else 0
 
 
+@shared_task(
+    name="budgets.notify_alert",
+    autoretry_for=(OSError, ConnectionError),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=10,
+)
+def notify_alert(alert_id: int) -> bool:
+    return alert_send_email(alert_id=alert_id)
+
+
 @shared_task(name="budgets.evaluate_all")
 def evaluate_all() -> int:
+    """Every 15 minutes: evaluate every active budget, and send alert emails that never went out."""
     ids = list(Budget.objects.filter(active=True).values_list("id", flat=True))
     for budget_id in ids:
         evaluate.delay(budget_id)
+    stale = timezone.now() - timedelta(minutes=5)
+    for alert_id in Alert.objects.filter(notified_at__isnull=True, created_at__lt=stale).values_list("id", flat=True):
+        notify_alert.delay(alert_id)
     return len(ids)
 
 
