@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: demo test venv
+.PHONY: demo test venv chromium
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,5 +24,11 @@ demo: venv
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 # Against the PostgreSQL and Redis of this machine (DATABASE_URL and REDIS_URL override them).
-test: venv
+# Browser tests drive Debian's chromium; as root this installs it when it is missing.
+test: venv chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is not installed: the browser tests will be skipped"

@@ -22,4 +22,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^healthz/?$", common_views.healthz, name="healthz"),
     re_path(r"^readyz/?$", common_views.readyz, name="readyz"),
+    path("", include("apps.dashboard.urls")),
 ]

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.common.services import audit_record
-from apps.pricing.importers import PriceEntry
+from apps.pricing.importers import PriceEntry, parse_default_prices
 from apps.pricing.models import PRICING_EPOCH, FxRate, ModelPrice, PriceList, PricingRevision
 from apps.pricing.signals import fx_rates_changed, prices_changed
 
@@ -253,3 +253,10 @@ def fx_rates_import(*, rows: list[dict], actor=None) -> FxImportSummary:
         since = summary.earliest_change
         transaction.on_commit(lambda: fx_rates_changed.send(sender=FxRate, since=since))
     return summary
+
+
+def prices_load_default(*, actor="default price list") -> ImportSummary:
+    """The price list that ships with the product (apps/pricing/data/default_prices.json); idempotent."""
+    document, parsed = parse_default_prices()
+    price_list = price_list_get_or_create(organization=None, name=document["name"], description=document["description"])
+    return prices_import(price_list=price_list, entries=parsed.entries, actor=actor)

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Avg, Count, F, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 
 from apps.common.money import format_cost
@@ -54,7 +54,7 @@ def usage_cost_summary(*, organization: Organization, records, group_by: tuple[s
         "unpriced_requests": Count("id", filter=Q(pricing_status=PricingStatus.UNPRICED)),
         "unconverted_requests": Count("id", filter=Q(pricing_status=PricingStatus.NO_FX_RATE)),
     }
-    total = records.aggregate(**aggregates)
+    total = records.aggregate(**aggregates, average_latency_ms=Avg("latency_ms"))
     results = []
     if group_by:
         expressions = {}
@@ -85,6 +85,7 @@ def usage_cost_summary(*, organization: Organization, records, group_by: tuple[s
         "total": _totals(total),
         "unpriced_requests": total["unpriced_requests"],
         "unconverted_requests": total["unconverted_requests"],
+        "average_latency_ms": round(total["average_latency_ms"]) if total["average_latency_ms"] is not None else None,
     }
 
 

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from apps.pricing.services import prices_load_default
 from apps.tenancy.models import CostCenter, Organization, Role
 from apps.tenancy.services import api_key_create, cost_center_create, membership_set, organization_create
 from apps.usage.services import usage_ingest
@@ -79,6 +80,7 @@ class Command(BaseCommand):
         parser.add_argument("--scale", type=float, default=1.0, help="Multiply the daily request volume.")
 
     def handle(self, *args, days, scale, **options):
+        prices_load_default()
         organization = Organization.objects.filter(slug=DEMO_SLUG).first()
         with transaction.atomic():
             if organization is None:
@@ -161,7 +163,7 @@ class Command(BaseCommand):
                             "user_id": rng.choice(users[: 20 if code != "cc_support_bot" else 60]),
                             "feature": rng.choice(FEATURES[code]),
                             "environment": "production" if rng.random() < 0.85 else "staging",
-                            "latency_ms": int(rng.lognormvariate(0, 0.5) * (400 + output_tokens * 8)),
+                            "latency_ms": int(rng.lognormvariate(0, 0.4) * (350 + output_tokens * 2)),
                             "status": "ok" if rng.random() < 0.985 else "error",
                             "session_id": f"s-{rng.randrange(10**6)}",
                             "tags": {"team": code.removeprefix("cc_")},

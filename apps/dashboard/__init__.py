@@ -1,0 +1,1 @@
+"""The cost dashboard: where the money goes, per organization, for every member."""
