@@ -32,6 +32,11 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "rollup-dirty-days": {
+        "task": "usage.rollup_dirty_days",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "price-unpriced-usage": {
         "task": "usage.price_unpriced_all",
         "schedule": crontab(minute="*/10"),

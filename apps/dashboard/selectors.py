@@ -61,30 +61,41 @@ class Dashboard:
 def dashboard_build(*, organization: Organization, params: QueryDict, visible_cost_center_ids=None) -> Dashboard:
     params, preset = range_params(organization=organization, params=params)
     stack = params.get("stack") if params.get("stack") in STACKS else "cost_center"
-    filterset = UsageFilter(params, queryset=UsageRecord.objects.for_org(organization), organization=organization,
-                            visible_cost_center_ids=visible_cost_center_ids)
+    filterset = UsageFilter(
+        params,
+        queryset=UsageRecord.objects.for_org(organization),
+        organization=organization,
+        visible_cost_center_ids=visible_cost_center_ids,
+    )
     board = Dashboard(organization=organization, filterset=filterset, preset=preset, stack=stack)
     if not filterset.is_valid():
         return board
     records = filterset.qs
 
+    rollup = filterset.rollup_query()
+
     def summary(*group_by):
-        return usage_cost_summary(organization=organization, records=records, group_by=group_by)
+        return usage_cost_summary(organization=organization, records=records, group_by=group_by, rollup=rollup)
 
     overall = summary()
-    board.totals = {**overall["total"], "cost": _decimal(overall["total"]["cost"]),
-                    "unpriced_requests": overall["unpriced_requests"],
-                    "unconverted_requests": overall["unconverted_requests"],
-                    "average_latency_ms": overall["average_latency_ms"]}
+    board.totals = {
+        **overall["total"],
+        "cost": _decimal(overall["total"]["cost"]),
+        "unpriced_requests": overall["unpriced_requests"],
+        "unconverted_requests": overall["unconverted_requests"],
+        "average_latency_ms": overall["average_latency_ms"],
+    }
     total_cost = board.totals["cost"]
 
     by_cost_center = summary("cost_center")["results"]
     board.cost_centers = [{**row, "cost": _decimal(row["cost"])} for row in by_cost_center]
-    board.unallocated_cost = sum((r["cost"] for r in board.cost_centers if r["cost_center"] == UNALLOCATED),
-                                 Decimal(0))
+    board.unallocated_cost = sum((r["cost"] for r in board.cost_centers if r["cost_center"] == UNALLOCATED), Decimal(0))
     board.models = [
-        {**row, "cost": _decimal(row["cost"]),
-         "share": (_decimal(row["cost"]) / total_cost * 100).quantize(Decimal("0.1")) if total_cost else Decimal(0)}
+        {
+            **row,
+            "cost": _decimal(row["cost"]),
+            "share": (_decimal(row["cost"]) / total_cost * 100).quantize(Decimal("0.1")) if total_cost else Decimal(0),
+        }
         for row in summary("model")["results"]
     ]
     board.users = [{**row, "cost": _decimal(row["cost"])} for row in summary("user_id")["results"][:TOP]]
@@ -107,20 +118,26 @@ def dashboard_build(*, organization: Organization, params: QueryDict, visible_co
 
 
 def _budget_burn(organization, visible_cost_center_ids) -> list[dict]:
-    budgets = Budget.objects.for_org(organization).filter(active=True, period_kind=PeriodKind.MONTH).select_related(
-        "cost_center", "organization"
+    budgets = (
+        Budget.objects.for_org(organization)
+        .filter(active=True, period_kind=PeriodKind.MONTH)
+        .select_related("cost_center", "organization")
     )
     if visible_cost_center_ids is not None:
         budgets = budgets.filter(cost_center_id__in=visible_cost_center_ids)
     rows = []
     for budget in budgets:
         status = budget_status(budget=budget)
-        rows.append({
-            "scope": budget.cost_center.code if budget.cost_center_id else "organization",
-            "status": status,
-            "percent": min(status.percent_spent, Decimal(100)),
-            "over": status.percent_spent > 100,
-            "forecast_percent": (status.forecast / status.limit * 100).quantize(Decimal("0.1")) if status.limit else 0,
-            "markers": [t for t in budget.thresholds if t <= 100],
-        })
+        rows.append(
+            {
+                "scope": budget.cost_center.code if budget.cost_center_id else "organization",
+                "status": status,
+                "percent": min(status.percent_spent, Decimal(100)),
+                "over": status.percent_spent > 100,
+                "forecast_percent": (status.forecast / status.limit * 100).quantize(Decimal("0.1"))
+                if status.limit
+                else 0,
+                "markers": [t for t in budget.thresholds if t <= 100],
+            }
+        )
     return sorted(rows, key=lambda r: r["status"].percent_spent, reverse=True)

@@ -22,7 +22,10 @@ class OrganizationAdmin(TenantAdmin):
     search_fields = ("slug", "name")
 
     def get_readonly_fields(self, request, obj=None):
-        return () if request.user.is_superuser else ("slug", "billing_currency")
+        # The time zone cuts days, months and invoices: it changes with `manage.py change_timezone`.
+        if obj is None:
+            return ()
+        return ("timezone",) if request.user.is_superuser else ("slug", "billing_currency", "timezone")
 
     def has_add_permission(self, request):
         return request.user.is_superuser

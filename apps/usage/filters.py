@@ -1,5 +1,6 @@
 """The one definition of usage filters, shared by the usage list, the cost summary and the dashboard."""
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
@@ -12,6 +13,8 @@ from apps.tenancy.selectors import cost_center_descendant_ids
 from apps.usage.models import PricingStatus, UsageRecord
 
 DEFAULT_RANGE_DAYS = 30
+# Far enough for any usage; keeps date arithmetic and time-zone conversion away from the calendar's edges.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
 def parse_moment(value: str, *, tz, end: bool) -> datetime:
@@ -21,16 +24,17 @@ def parse_moment(value: str, *, tz, end: bool) -> datetime:
     except ValueError:
         raise forms.ValidationError(f"{value!r} is not a valid date.") from None
     if day is not None:
-        if end:
-            day += timedelta(days=1)
-        return datetime.combine(day, time.min, tzinfo=tz)
-    try:
-        moment = parse_datetime(value.replace("z", "Z"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise forms.ValidationError("Expected a date (YYYY-MM-DD) or an RFC 3339 time with offset.")
-    return moment
+        moment = datetime.combine(day, time.min, tzinfo=tz)
+    else:
+        try:
+            moment = parse_datetime(value.replace("z", "Z"))
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise forms.ValidationError("Expected a date (YYYY-MM-DD) or an RFC 3339 time with offset.")
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise forms.ValidationError(f"Must be between the years {MIN_YEAR} and {MAX_YEAR}.")
+    return moment + timedelta(days=1) if day is not None and end else moment
 
 
 def resolve_range(*, start: str | None, end: str | None, tz, today: date | None = None) -> tuple[datetime, datetime]:
@@ -60,6 +64,14 @@ def resolve_range(*, start: str | None, end: str | None, tz, today: date | None 
     if errors:
         raise forms.ValidationError(errors)
     return start_at, end_at
+
+
+@dataclass(frozen=True)
+class RollupQuery:
+    first_day: date
+    end_day: date  # exclusive
+    cost_center_ids: set[int] | None
+    equals: dict[str, str]
 
 
 class UsageFilter(django_filters.FilterSet):
@@ -116,6 +128,29 @@ class UsageFilter(django_filters.FilterSet):
                     self.form.add_error(name, messages)
                 return False
         return valid and hasattr(self, "range")
+
+    def rollup_query(self) -> "RollupQuery | None":
+        """The filters in the terms of the daily rollups, or None when they need the raw records
+        (tags, pricing status, or a range that does not start and end at midnight in the organization's time zone).
+        """
+        if not self.is_valid() or self._raw_tags() or self.form.cleaned_data.get("pricing_status"):
+            return None
+        tz = self.organization.tz
+        start, end = self.range[0].astimezone(tz), self.range[1].astimezone(tz)
+        if start.time() != time.min or end.time() != time.min:
+            return None
+        cost_center_ids = self.visible_cost_center_ids
+        code = self.form.cleaned_data.get("cost_center")
+        if code:
+            root = CostCenter.objects.for_org(self.organization).filter(code=code).values_list("id", flat=True).first()
+            subtree = cost_center_descendant_ids(organization=self.organization, roots=[root]) if root else set()
+            cost_center_ids = subtree if cost_center_ids is None else subtree & set(cost_center_ids)
+        equals = {
+            name: self.form.cleaned_data[name]
+            for name in ("model", "provider", "user_id", "feature", "environment")
+            if self.form.cleaned_data.get(name)
+        }
+        return RollupQuery(first_day=start.date(), end_day=end.date(), cost_center_ids=cost_center_ids, equals=equals)
 
     def _raw_tags(self) -> list[str]:
         values = self.data.getlist("tag") if hasattr(self.data, "getlist") else [self.data.get("tag", "")]

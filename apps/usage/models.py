@@ -79,7 +79,6 @@ class UsageRecord(models.Model):
             models.Index(
                 fields=["organization", "timestamp"], condition=~Q(pricing_status="priced"), name="usage_org_not_priced"
             ),
-
         ]
 
     def __str__(self):
@@ -118,3 +117,55 @@ class UsageCostChange(models.Model):
     @property
     def delta(self):
         return (self.new_billing_cost or 0) - (self.old_billing_cost or 0)
+
+
+class UsageDirtyDay(models.Model):
+    """A day (in the organization's time zone) whose usage changed since its rollups were computed."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "day"], name="dirtyday_unique")]
+
+
+class _DailyMeasures(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    cost_center = models.ForeignKey("tenancy.CostCenter", on_delete=models.CASCADE, related_name="+")
+    requests = models.BigIntegerField()
+    input_tokens = models.BigIntegerField()
+    output_tokens = models.BigIntegerField()
+    cost = models.DecimalField(max_digits=30, decimal_places=12, help_text="Priced usage, billing currency.")
+    unpriced_requests = models.BigIntegerField()
+    unconverted_requests = models.BigIntegerField()
+    latency_sum = models.BigIntegerField()
+    latency_count = models.BigIntegerField()
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+
+class UsageDailyByModel(_DailyMeasures):
+    """Daily totals per cost center, provider, model and environment: what most cost questions group by."""
+
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=200)
+    environment = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="daily_model_org_day")]
+
+
+class UsageDailyByUser(_DailyMeasures):
+    """Daily totals per cost center, user and feature: the top users and features."""
+
+    user_id = models.CharField(max_length=256, blank=True)
+    feature = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="daily_user_org_day")]

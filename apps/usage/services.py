@@ -18,6 +18,7 @@ from apps.tenancy.models import UNALLOCATED, ApiKey, Organization
 from apps.tenancy.selectors import cost_center_codes
 from apps.usage.models import CostChangeReason, PricingStatus, UsageCostChange, UsageRecord
 from apps.usage.normalize import CleanRecord, RecordInvalid, clean_record
+from apps.usage.rollups import mark_days_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ def usage_ingest(*, organization: Organization, api_key: ApiKey | None, raw_reco
     result = IngestResult()
     rows: list[tuple] = []
     seen: set[str] = set()
+    days: set = set()
+    tz = organization.tz
     for index, raw in enumerate(raw_records):
         try:
             record = clean_record(raw, now=now)
@@ -149,6 +152,7 @@ def usage_ingest(*, organization: Organization, api_key: ApiKey | None, raw_reco
             result.duplicates += 1
             continue
         seen.add(record.request_id)
+        days.add(record.timestamp.astimezone(tz).date())
         priced = price_usage(
             book=book,
             fx=fx,
@@ -198,7 +202,10 @@ def usage_ingest(*, organization: Organization, api_key: ApiKey | None, raw_reco
         )
     result.rejected = len(result.errors)
     if rows:
-        inserted = _insert_rows_postgres(rows) if connection.vendor == "postgresql" else _insert_rows_orm(rows)
+        if connection.vendor == "postgresql":
+            inserted = _insert_rows_postgres(rows, days)
+        else:
+            inserted = _insert_rows_orm(rows)
         result.accepted = inserted
         result.duplicates += len(rows) - inserted
     return result
@@ -225,7 +232,7 @@ def _attribute(record: CleanRecord, codes, default_cc_id, unallocated_id, strict
 _STAGE = "usage_ingest_stage"
 
 
-def _insert_rows_postgres(rows: list[tuple]) -> int:
+def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
     """COPY into a session temp table, then insert what is new in request_id order.
 
     Sorting makes concurrent batches with the same ids take row locks in the same order, so a batch
@@ -234,6 +241,7 @@ def _insert_rows_postgres(rows: list[tuple]) -> int:
     """
     columns = ", ".join(INGEST_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
+        mark_days_dirty(organization_id=rows[0][0], days=days)
         raw = cursor.cursor
         raw.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "
@@ -330,6 +338,10 @@ class _ChangeWriter:
 
     def flush(self) -> None:
         if self.records:
+            tz = self.organization.tz
+            mark_days_dirty(
+                organization_id=self.organization.pk, days={r.timestamp.astimezone(tz).date() for r in self.records}
+            )
             UsageRecord.objects.bulk_update(self.records, self.fields)
             UsageCostChange.objects.bulk_create(self.changes)
             self.records, self.changes = [], []

@@ -5,6 +5,7 @@ from datetime import date
 from celery import shared_task
 
 from apps.tenancy.models import Organization
+from apps.usage import rollups
 from apps.usage.models import PricingStatus, UsageRecord
 from apps.usage.services import usage_price_unpriced, usage_reconvert
 
@@ -38,3 +39,9 @@ def reconvert(organization_id: int, since: str | None = None) -> int:
     if organization is None:
         return 0
     return usage_reconvert(organization=organization, since=date.fromisoformat(since) if since else None)
+
+
+@shared_task(name="usage.rollup_dirty_days")
+def rollup_dirty_days() -> int:
+    """Every minute: recompute the daily rollups of the days whose usage changed."""
+    return rollups.rollup_dirty_days()

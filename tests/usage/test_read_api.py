@@ -276,3 +276,13 @@ class TestCrossTenant:
         assert body["currency"] == "EUR" and body["total"]["cost"] == "0.0000000000"
         assert body["unconverted_requests"] == 1 and body["total"]["requests"] == 1
         assert Decimal(body["total"]["cost"]) == 0
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [({"end": "9999-12-31"}, "end"), ({"start": "0001-01-01T00:00:00+01:00"}, "start"), ({"start": "0001-01-01"}, "start")],
+)
+def test_dates_at_the_edge_of_the_calendar_are_400_not_500(api, params, field):
+    for path in ("/api/v1/costs", "/api/v1/usage"):
+        response = api.get(path, params)
+        assert response.status_code == 400 and field in response.json()

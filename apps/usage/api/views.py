@@ -183,7 +183,9 @@ class CostSummaryView(OrganizationAPIView):
         )
         if not filterset.is_valid():
             raise exceptions.ValidationError(filterset.errors)
-        summary = usage_cost_summary(organization=self.organization, records=filterset.qs, group_by=group_by)
+        summary = usage_cost_summary(
+            organization=self.organization, records=filterset.qs, group_by=group_by, rollup=filterset.rollup_query()
+        )
         tz = self.organization.tz
         summary["start"] = filterset.start_at.astimezone(tz).isoformat()
         summary["end"] = filterset.end_at.astimezone(tz).isoformat()
