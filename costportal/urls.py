@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.usage.api.urls")),
     path("", include("apps.tenancy.api.urls")),
     path("", include("apps.pricing.api.urls")),
+    path("", include("apps.exports.api.urls")),
     path("", include("apps.billing.api.urls")),
     path("", include("apps.budgets.api.urls")),
     path("", include("apps.integrations.api.urls")),

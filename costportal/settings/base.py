@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.budgets",
     "apps.billing",
     "apps.integrations",
+    "apps.exports",
     "apps.dashboard",
 ]
 

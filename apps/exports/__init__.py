@@ -1,0 +1,1 @@
+"""Exports for finance systems: the ERP CSV and the FinOps FOCUS 1.2 CSV."""
