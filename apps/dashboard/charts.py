@@ -4,8 +4,7 @@ from datetime import date
 from decimal import Decimal
 from html import escape
 
-PALETTE = ("#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316", "#64748b",
-           "#ec4899")
+PALETTE = ("#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316", "#64748b", "#ec4899")
 OTHER = "other"
 
 
@@ -25,8 +24,14 @@ def _nice_ceiling(value: Decimal) -> Decimal:
     return Decimal(10).scaleb(exponent)
 
 
-def stacked_bars(*, days: list[date], series: list[tuple[str, dict[date, Decimal]]], currency: str,
-                 width: int = 880, height: int = 260) -> str:
+def stacked_bars(
+    *,
+    days: list[date],
+    series: list[tuple[str, dict[date, Decimal]]],
+    currency: str,
+    width: int = 880,
+    height: int = 260,
+) -> str:
     """Cost per day, one bar per day stacked by series (cost center or model); each segment has a tooltip."""
     left, right, top, bottom = 64, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom

@@ -45,7 +45,8 @@ def dashboard(request, slug):
     if visible is not None:
         cost_centers = cost_centers.filter(pk__in=visible)
     my_organizations = (
-        Organization.objects.all() if request.user.is_superuser
+        Organization.objects.all()
+        if request.user.is_superuser
         else Organization.objects.filter(memberships__user=request.user)
     )
     params, _ = range_params(organization=organization, params=request.GET)
@@ -59,7 +60,8 @@ def dashboard(request, slug):
         "stacks": STACKS,
         "cost_centers": cost_centers,
         "chart": stacked_bars(days=board.days, series=board.series, currency=organization.billing_currency)
-        if board.days else "",
+        if board.days
+        else "",
         "legend": legend([name for name, _ in board.series]),
         "query": request.GET.urlencode(),
     }
@@ -72,8 +74,11 @@ def export_csv(request, slug):
     organization, visible = _organization_for(request, slug)
     board = dashboard_build(organization=organization, params=request.GET, visible_cost_center_ids=visible)
     if board.filterset.errors:
-        return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in board.filterset.errors.items()), status=400,
-                            content_type="text/plain")
+        return HttpResponse(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in board.filterset.errors.items()),
+            status=400,
+            content_type="text/plain",
+        )
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     start, end = board.days[0], board.days[-1]
     response["Content-Disposition"] = f'attachment; filename="{organization.slug}-costs-{start}-{end}.csv"'
@@ -81,18 +86,34 @@ def export_csv(request, slug):
     currency = organization.billing_currency
     writer.writerow(["section", "name", "cost", "currency", "input_tokens", "output_tokens", "requests", "share"])
     t = board.totals
-    writer.writerow(["total", "", f"{t['cost']:.10f}", currency, t["input_tokens"], t["output_tokens"],
-                     t["requests"], ""])
+    writer.writerow(
+        ["total", "", f"{t['cost']:.10f}", currency, t["input_tokens"], t["output_tokens"], t["requests"], ""]
+    )
     for name, values in board.series:
         for day in board.days:
             if day in values:
-                writer.writerow([f"day:{board.stack}", f"{day.isoformat()} {name}", f"{values[day]:.10f}", currency,
-                                 "", "", "", ""])
-    for section, rows, key in (("cost_center", board.cost_centers, "cost_center"), ("model", board.models, "model"),
-                               ("user", board.users, "user_id"), ("feature", board.features, "feature")):
+                writer.writerow(
+                    [f"day:{board.stack}", f"{day.isoformat()} {name}", f"{values[day]:.10f}", currency, "", "", "", ""]
+                )
+    for section, rows, key in (
+        ("cost_center", board.cost_centers, "cost_center"),
+        ("model", board.models, "model"),
+        ("user", board.users, "user_id"),
+        ("feature", board.features, "feature"),
+    ):
         for row in rows:
-            writer.writerow([section, row[key], f"{row['cost']:.10f}", currency, row["input_tokens"],
-                             row["output_tokens"], row["requests"], row.get("share", "")])
+            writer.writerow(
+                [
+                    section,
+                    row[key],
+                    f"{row['cost']:.10f}",
+                    currency,
+                    row["input_tokens"],
+                    row["output_tokens"],
+                    row["requests"],
+                    row.get("share", ""),
+                ]
+            )
     return response
 
 
@@ -101,11 +122,20 @@ def usage_list(request, slug):
     """The usage records behind the dashboard's filters, newest first: the drill-down from a cost center."""
     organization, visible = _organization_for(request, slug)
     params, _ = range_params(organization=organization, params=request.GET)
-    filterset = UsageFilter(params, queryset=UsageRecord.objects.for_org(organization).select_related("cost_center"),
-                            organization=organization, visible_cost_center_ids=visible)
+    filterset = UsageFilter(
+        params,
+        queryset=UsageRecord.objects.for_org(organization).select_related("cost_center"),
+        organization=organization,
+        visible_cost_center_ids=visible,
+    )
     page = None
     if filterset.is_valid():
         page = Paginator(filterset.qs.order_by("-timestamp", "-id"), 50).get_page(request.GET.get("page"))
-    context = {"organization": organization, "page": page, "errors": filterset.errors, "params": params,
-               "query": params.urlencode()}
+    context = {
+        "organization": organization,
+        "page": page,
+        "errors": filterset.errors,
+        "params": params,
+        "query": params.urlencode(),
+    }
     return render(request, "dashboard/usage.html", context, status=400 if filterset.errors else 200)
