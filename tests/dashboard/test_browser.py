@@ -9,8 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from apps.budgets.services import budget_create
-from apps.tenancy.models import CostCenter, Organization
+from apps.tenancy.models import Organization
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,11 +33,6 @@ pytestmark = [
 def demo(transactional_db):
     call_command("seed_demo", "--days", "20", "--scale", "0.05", stdout=open("/dev/null", "w"))
     organization = Organization.objects.get(slug="acme")
-    budget_create(
-        organization=organization,
-        cost_center=CostCenter.objects.get(organization=organization, code="cc_search"),
-        amount=Decimal("5"),
-    )
     return organization
 
 

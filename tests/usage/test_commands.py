@@ -34,6 +34,9 @@ def test_seed_demo_creates_a_priced_organization_and_is_idempotent(db):
     assert out.strip().splitlines()[-1].startswith("API key (ingest, read): cpk_")
     again = run("seed_demo", "--days", "3", "--scale", "0.1")
     assert records.count() == count and "0 new usage record(s)" in again
+    from apps.budgets.models import Budget
+
+    assert Budget.objects.for_org(organization).filter(active=True).count() == 4
 
 
 def test_rerate_usage_shows_the_diff_then_applies_it(org, priced_model):
@@ -53,3 +56,12 @@ def test_rerate_usage_shows_the_diff_then_applies_it(org, priced_model):
 def test_rerate_usage_refuses_a_bad_date(org):
     with pytest.raises(CommandError, match="date"):
         run("rerate_usage", "acme", "--start", "March")
+
+
+def test_seed_demo_closes_the_months_that_ended_into_draft_invoices(db):
+    from apps.billing.models import Invoice
+
+    run("seed_demo", "--days", "40", "--scale", "0.05")
+    invoices = Invoice.objects.filter(organization__slug="acme")
+    assert invoices.count() >= 1
+    assert all(invoice.state == "draft" and invoice.total > 0 for invoice in invoices)

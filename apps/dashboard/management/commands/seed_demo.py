@@ -2,15 +2,22 @@
 
 import random
 from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from apps.billing.periods import period_bounds
+from apps.billing.services import invoice_close
+from apps.budgets.models import Budget
+from apps.budgets.services import budget_create
 from apps.pricing.services import prices_load_default
 from apps.tenancy.models import CostCenter, Organization, Role
 from apps.tenancy.services import api_key_create, cost_center_create, membership_set, organization_create
+from apps.usage.models import UsageRecord
 from apps.usage.services import usage_ingest
 
 DEMO_SLUG = "acme"
@@ -91,6 +98,8 @@ class Command(BaseCommand):
             self._members(organization, codes)
         _, ingest_key = api_key_create(organization=organization, name="demo ingest+read", scopes=["ingest", "read"])
         total = self._usage(organization, days=days, scale=scale)
+        self._budgets(organization, codes)
+        invoices = self._close_past_months(organization)
         self.stdout.write(
             f"Demo organization {organization.slug}: {total['accepted']} new usage record(s), "
             f"{total['duplicates']} already there."
@@ -99,7 +108,39 @@ class Command(BaseCommand):
             "Back office at /admin/ for admin@, finance@, controller@, search-lead@, product-lead@ and "
             f"viewer@acme.example, password {DEMO_PASSWORD}."
         )
+        if invoices:
+            self.stdout.write(f"Closed into draft invoices: {', '.join(i.number for i in invoices)}.")
         self.stdout.write(f"API key (ingest, read): {ingest_key}")
+
+    def _budgets(self, organization, codes):
+        """Monthly budgets that the demo's spend crosses, so that burn, alerts and change requests show."""
+        wanted = {
+            "cc_support_bot": ("250", "soft"),
+            "cc_search": ("90", "hard"),
+            "cc_marketing_analytics": ("80", "soft"),
+        }
+        for code, (amount, enforcement) in wanted.items():
+            if not Budget.objects.for_org(organization).filter(cost_center=codes[code], active=True).exists():
+                budget_create(
+                    organization=organization, cost_center=codes[code], amount=Decimal(amount), enforcement=enforcement
+                )
+        if not Budget.objects.for_org(organization).filter(cost_center__isnull=True, active=True).exists():
+            budget_create(organization=organization, amount=Decimal("800"))
+
+    def _close_past_months(self, organization) -> list:
+        """The months that ended (in the demo's time zone) become draft invoices for finance to approve."""
+        # The demo stands for history: each call reached the portal when it happened, not just now.
+        UsageRecord.objects.for_org(organization).filter(request_id__startswith="demo-").update(
+            received_at=F("timestamp")
+        )
+        today = timezone.now().astimezone(organization.tz).date()
+        last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        invoices = []
+        for period in ((last_month - timedelta(days=1)).replace(day=1), last_month):
+            start, end = period_bounds(organization=organization, period=period)
+            if UsageRecord.objects.for_org(organization).filter(timestamp__gte=start, timestamp__lt=end).exists():
+                invoices.append(invoice_close(organization=organization, period=period))
+        return invoices
 
     def _cost_centers(self, organization) -> dict[str, CostCenter]:
         existing = {cc.code: cc for cc in CostCenter.objects.for_org(organization)}
