@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.urls import path, reverse
 
 from apps.pricing.importers import PriceEntry
-from apps.pricing.models import FxRate, ModelPrice, PriceList
+from apps.pricing.models import PRICE_FIELDS, FxRate, ModelPrice, PriceList
 from apps.pricing.services import model_price_set
 from apps.tenancy.backoffice import TenantAdmin, current_organization
 from apps.tenancy.models import Role
@@ -72,15 +72,7 @@ class PriceForm(forms.ModelForm):
             "model",
             "match_pattern",
             "currency",
-            "input_price",
-            "cached_input_price",
-            "cache_write_price",
-            "output_price",
-            "long_context_threshold",
-            "long_input_price",
-            "long_cached_input_price",
-            "long_cache_write_price",
-            "long_output_price",
+            *PRICE_FIELDS,
             "effective_from",
             "effective_to",
             "source",

@@ -15,6 +15,19 @@ PRICING_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 UNIT_PRICE = {"max_digits": 30, "decimal_places": 15}
 
+# A price version's prices, per 1M tokens, and its long-context tier: what every reader and writer of prices lists.
+PRICE_FIELDS = (
+    "input_price",
+    "cached_input_price",
+    "cache_write_price",
+    "output_price",
+    "long_context_threshold",
+    "long_input_price",
+    "long_cached_input_price",
+    "long_cache_write_price",
+    "long_output_price",
+)
+
 
 def validate_pattern(value):
     try:

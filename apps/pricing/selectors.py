@@ -5,7 +5,7 @@ import threading
 from django.db.models import Q
 
 from apps.pricing.engine import FxTable, PriceBook
-from apps.pricing.models import FxRate, ModelPrice, PriceList, PricingRevision
+from apps.pricing.models import PRICE_FIELDS, FxRate, ModelPrice, PriceList, PricingRevision
 
 _PRICE_FIELDS = (
     "id",
@@ -14,15 +14,7 @@ _PRICE_FIELDS = (
     "model",
     "match_pattern",
     "currency",
-    "input_price",
-    "cached_input_price",
-    "cache_write_price",
-    "output_price",
-    "long_context_threshold",
-    "long_input_price",
-    "long_cached_input_price",
-    "long_cache_write_price",
-    "long_output_price",
+    *PRICE_FIELDS,
     "effective_from",
     "effective_to",
 )

@@ -11,21 +11,13 @@ from django.utils import timezone
 
 from apps.common.services import audit_record
 from apps.pricing.importers import PriceEntry, parse_default_prices
-from apps.pricing.models import PRICING_EPOCH, FxRate, ModelPrice, PriceList, PricingRevision
+from apps.pricing.models import PRICE_FIELDS, PRICING_EPOCH, FxRate, ModelPrice, PriceList, PricingRevision
 from apps.pricing.signals import fx_rates_changed, prices_changed
 
 _PRICE_VALUE_FIELDS = (
     "match_pattern",
     "currency",
-    "input_price",
-    "cached_input_price",
-    "cache_write_price",
-    "output_price",
-    "long_context_threshold",
-    "long_input_price",
-    "long_cached_input_price",
-    "long_cache_write_price",
-    "long_output_price",
+    *PRICE_FIELDS,
     "effective_to",
 )
 

@@ -81,6 +81,22 @@ def price_usage(
     return Priced(PricingStatus.PRICED, prices.id, cost, prices.currency, rate, billing_cost)
 
 
+def price_record(*, book: PriceBook, fx: FxTable, organization: Organization, record) -> Priced:
+    """price_usage for anything that carries a call's provider, model, time and tokens (ingested or stored)."""
+    return price_usage(
+        book=book,
+        fx=fx,
+        organization=organization,
+        provider=record.provider,
+        model=record.model,
+        timestamp=record.timestamp,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        cache_read_tokens=record.cache_read_tokens,
+        cache_write_tokens=record.cache_write_tokens,
+    )
+
+
 # Column order of an ingested row, shared by the COPY path and the ORM path.
 INGEST_COLUMNS = (
     "organization_id",
@@ -153,18 +169,7 @@ def usage_ingest(*, organization: Organization, api_key: ApiKey | None, raw_reco
             continue
         seen.add(record.request_id)
         days.add(record.timestamp.astimezone(tz).date())
-        priced = price_usage(
-            book=book,
-            fx=fx,
-            organization=organization,
-            provider=record.provider,
-            model=record.model,
-            timestamp=record.timestamp,
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            cache_read_tokens=record.cache_read_tokens,
-            cache_write_tokens=record.cache_write_tokens,
-        )
+        priced = price_record(book=book, fx=fx, organization=organization, record=record)
         rows.append(
             (
                 org_id,
@@ -395,18 +400,7 @@ def _rerate(organization, start, end, dry_run, only_not_priced, chunk_size) -> R
     )
     for record in records.only(*fields).order_by("id").iterator(chunk_size=chunk_size):
         report.examined += 1
-        priced = price_usage(
-            book=book,
-            fx=fx,
-            organization=organization,
-            provider=record.provider,
-            model=record.model,
-            timestamp=record.timestamp,
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            cache_read_tokens=record.cache_read_tokens,
-            cache_write_tokens=record.cache_write_tokens,
-        )
+        priced = price_record(book=book, fx=fx, organization=organization, record=record)
         if priced.status != PricingStatus.PRICED:
             report.still_unpriced += 1
         unchanged = (

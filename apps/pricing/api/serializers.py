@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from apps.pricing.models import ModelPrice, PriceList
+from apps.pricing.models import PRICE_FIELDS, ModelPrice, PriceList
 
 
 class PriceListSerializer(serializers.ModelSerializer):
@@ -26,15 +26,7 @@ class ModelPriceSerializer(serializers.ModelSerializer):
             "model",
             "match_pattern",
             "currency",
-            "input_price",
-            "cached_input_price",
-            "cache_write_price",
-            "output_price",
-            "long_context_threshold",
-            "long_input_price",
-            "long_cached_input_price",
-            "long_cache_write_price",
-            "long_output_price",
+            *PRICE_FIELDS,
             "effective_from",
             "effective_to",
             "source",
