@@ -2,6 +2,7 @@
 
 import threading
 
+from django.db import connection
 from django.db.models import Q
 
 from apps.pricing.engine import FxTable, PriceBook
@@ -25,7 +26,11 @@ _fx: tuple[int, FxTable] | None = None
 
 
 def pricing_revision() -> int:
-    return PricingRevision.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
+    """Read on every ingest request: plain SQL, since the ORM would cost more than the query."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT revision FROM {PricingRevision._meta.db_table} WHERE id = 1")
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def price_book_for(*, organization, revision: int | None = None) -> PriceBook:

@@ -1,5 +1,6 @@
 """Reads of tenants: key lookup, cost-center resolution and the cost centers a member may see."""
 
+from django.db import connection
 from django.utils import timezone
 
 from apps.tenancy.models import UNALLOCATED, ApiKey, CostCenter, Membership, Organization, Role
@@ -23,8 +24,13 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
 
 
 def cost_center_codes(*, organization: Organization) -> dict[str, int]:
-    """Active cost centers by code, for attributing a batch of usage in one query."""
-    return dict(CostCenter.objects.for_org(organization).filter(active=True).values_list("code", "id"))
+    """Active cost centers by code, for attributing a batch of usage in one query (plain SQL: every ingest reads it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT code, id FROM {CostCenter._meta.db_table} WHERE organization_id = %s AND active",
+            [organization.pk],
+        )
+        return dict(cursor.fetchall())
 
 
 def cost_center_unallocated(*, organization: Organization) -> CostCenter:

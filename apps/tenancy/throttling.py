@@ -3,6 +3,8 @@
 import logging
 import time
 
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
@@ -10,6 +12,17 @@ from rest_framework.throttling import BaseThrottle
 from apps.tenancy.models import ApiKey
 
 logger = logging.getLogger(__name__)
+
+_client = None
+
+
+def _redis_client():
+    """One client per process (it pools its connections), on the Redis of REDIS_URL; None without one."""
+    global _client
+    if _client is None and settings.REDIS_URL:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+    return _client
+
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -43,13 +56,18 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // self.duration)
         self.window_ends = (window + 1) * self.duration
-        key = f"throttle:{self.scope}:{ident}:{window}"
+        key = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:throttle:{self.scope}:{ident}:{window}"
         try:
-            try:
-                return cache.incr(key) <= self.num_requests
-            except ValueError:  # first request of the window
-                cache.add(key, 1, timeout=self.duration + 1)
-                return True
+            client = _redis_client()
+            if client is None:  # no Redis configured (the demo): the process's own cache
+                try:
+                    return cache.incr(key) <= self.num_requests
+                except ValueError:  # first request of the window
+                    cache.add(key, 1, timeout=self.duration + 1)
+                    return True
+            # One round trip: count, and let the window's key expire with it.
+            count, _ = client.pipeline(transaction=False).incr(key).expire(key, self.duration + 1, nx=True).execute()
+            return count <= self.num_requests
         except Exception:  # the cache is down: serve the request rather than lose usage
             logger.warning("rate limit cache unavailable; request allowed", exc_info=True)
             return True

@@ -13,7 +13,9 @@ class PricingStatus(models.TextChoices):
 
 
 class UsageRecord(models.Model):
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+")
+    # Ingest resolves every reference from the organization's own data; the database keeps the tenant and
+    # cost-center constraints, and no single-column index the composite (organization, ...) ones cover.
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     request_id = models.CharField(max_length=128)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
@@ -26,7 +28,7 @@ class UsageRecord(models.Model):
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
 
-    cost_center = models.ForeignKey("tenancy.CostCenter", on_delete=models.PROTECT, related_name="+")
+    cost_center = models.ForeignKey("tenancy.CostCenter", on_delete=models.PROTECT, related_name="+", db_index=False)
     unknown_cost_center = models.CharField(
         max_length=64, blank=True, help_text="The code the caller sent when no such cost center exists."
     )
@@ -38,13 +40,17 @@ class UsageRecord(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     latency_ms = models.IntegerField(null=True, blank=True)
     status = models.CharField(max_length=32, blank=True)
-    api_key = models.ForeignKey("tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(
+        "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
 
     reported_cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     reported_currency = models.CharField(max_length=3, blank=True)
 
     pricing_status = models.CharField(max_length=16, choices=PricingStatus.choices)
-    price = models.ForeignKey("pricing.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    price = models.ForeignKey(
+        "pricing.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     cost = models.DecimalField(
         max_digits=30, decimal_places=12, null=True, blank=True, help_text="In the price's currency."
     )

@@ -25,20 +25,26 @@ def enabled() -> bool:
     return connection.vendor == "postgresql"
 
 
+# Hold the days shared until the writer's transaction ends, and mark them dirty. A rollup that ran
+# between the writer's rows and this lock committed before the mark, so the day is dirty again after it.
+MARK_DAYS_SQL = (
+    "SELECT pg_advisory_xact_lock_shared(%s, d) FROM unnest(%s::int[]) AS d; "
+    "INSERT INTO usage_usagedirtyday (organization_id, day) "
+    "SELECT %s, date '0001-01-01' + (d - 1) FROM unnest(%s::int[]) AS d ON CONFLICT DO NOTHING"
+)
+
+
+def mark_days_params(*, organization_id: int, days: set[date]) -> list:
+    ordinals = sorted(d.toordinal() for d in days)
+    return [organization_id, ordinals, organization_id, ordinals]
+
+
 def mark_days_dirty(*, organization_id: int, days: set[date]) -> None:
     """Inside the writer's transaction: hold the days shared until commit and mark them dirty."""
     if not days or not enabled():
         return
-    ordinals = sorted(d.toordinal() for d in days)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock_shared(%s, d) FROM unnest(%s::int[]) AS d", [organization_id, ordinals]
-        )
-        cursor.execute(
-            "INSERT INTO usage_usagedirtyday (organization_id, day) "
-            "SELECT %s, date '0001-01-01' + (d - 1) FROM unnest(%s::int[]) AS d ON CONFLICT DO NOTHING",
-            [organization_id, ordinals],
-        )
+        cursor.execute(MARK_DAYS_SQL, mark_days_params(organization_id=organization_id, days=days))
 
 
 def rollup_day(*, organization: Organization, day: date) -> None:

@@ -18,7 +18,7 @@ from apps.tenancy.models import UNALLOCATED, ApiKey, Organization
 from apps.tenancy.selectors import cost_center_codes
 from apps.usage.models import CostChangeReason, PricingStatus, UsageCostChange, UsageRecord
 from apps.usage.normalize import CleanRecord, RecordInvalid, clean_record
-from apps.usage.rollups import mark_days_dirty
+from apps.usage.rollups import MARK_DAYS_SQL, mark_days_dirty, mark_days_params
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +237,30 @@ def _attribute(record: CleanRecord, codes, default_cc_id, unallocated_id, strict
 _STAGE = "usage_ingest_stage"
 
 
+# Up to this many rows go in as one INSERT ... VALUES; more are staged with COPY.
+SMALL_BATCH = 50
+
+
+def _insert_rows_values(rows: list[tuple], days: set) -> int:
+    """A few rows in one round trip: the insert and the day marks as one implicit transaction.
+
+    Sorted by request_id like the staged path, so concurrent resends lock in the same order. The
+    insert comes first so that the cursor's row count is its own.
+    """
+    rows = sorted(rows, key=lambda row: row[1])
+    tags_at = INGEST_COLUMNS.index("tags")
+    one_row = "(" + ", ".join(["%s"] * len(INGEST_COLUMNS)) + ")"
+    values = ", ".join([one_row] * len(rows))
+    params = [orjson.dumps(value).decode() if i == tags_at else value for row in rows for i, value in enumerate(row)]
+    sql = (
+        f"INSERT INTO usage_usagerecord ({', '.join(INGEST_COLUMNS)}) VALUES {values} "
+        f"ON CONFLICT (organization_id, request_id) DO NOTHING; {MARK_DAYS_SQL}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *mark_days_params(organization_id=rows[0][0], days=days)])
+        return cursor.rowcount
+
+
 def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
     """COPY into a session temp table, then insert what is new in request_id order.
 
@@ -245,6 +269,9 @@ def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
     instead of deadlocking.
     """
     columns = ", ".join(INGEST_COLUMNS)
+    if len(rows) <= SMALL_BATCH:
+        return _insert_rows_values(rows, days)
+    nested = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         mark_days_dirty(organization_id=rows[0][0], days=days)
         raw = cursor.cursor
@@ -252,7 +279,8 @@ def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "
             f"SELECT {columns} FROM usage_usagerecord WITH NO DATA"
         )
-        raw.execute(f"TRUNCATE {_STAGE}")
+        if nested:  # inside an outer transaction the previous batch's rows are still staged
+            raw.execute(f"TRUNCATE {_STAGE}")
         with raw.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
             tags_at = INGEST_COLUMNS.index("tags")
             for row in rows:

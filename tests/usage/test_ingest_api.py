@@ -465,16 +465,13 @@ class TestAuth:
         post(client, usage_payload("c"))
         assert ApiKey.objects.get(organization=org).last_used_at > first
 
-    @override_settings(
-        CACHES={
-            "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": "redis://127.0.0.1:1/0",
-                "OPTIONS": {"socket_connect_timeout": 0.2},
-            }
-        }
-    )
-    def test_ingest_succeeds_while_redis_is_down(self, api, org):
+    def test_ingest_succeeds_while_redis_is_down(self, api, org, settings, monkeypatch):
+        from apps.tenancy import throttling
+
+        settings.REDIS_URL = "redis://127.0.0.1:1/0"
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                       "LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {"socket_connect_timeout": 0.2}}}
+        monkeypatch.setattr(throttling, "_client", None)
         response = post(api, usage_payload())
         assert response.status_code == 201 and stored(org).count() == 1
 
