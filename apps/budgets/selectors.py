@@ -10,7 +10,9 @@ from django.utils import timezone
 from apps.budgets.models import Budget, Enforcement, PeriodKind
 from apps.tenancy.models import CostCenter, Organization
 from apps.tenancy.selectors import cost_center_descendant_ids
+from apps.usage.filters import RollupQuery
 from apps.usage.models import PricingStatus, UsageRecord
+from apps.usage.selectors import usage_cost_summary
 
 
 def period_window(*, period_kind: str, day: date) -> tuple[date, date]:
@@ -79,13 +81,25 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
     start, end = period_window(period_kind=budget.period_kind, day=today)
     start_at = datetime.combine(start, time.min, tzinfo=tz)
     end_at = datetime.combine(end, time.min, tzinfo=tz)
-    records = UsageRecord.objects.for_org(organization).filter(
-        timestamp__gte=start_at, timestamp__lt=min(end_at, now), pricing_status=PricingStatus.PRICED
-    )
     scope = budget_scope_ids(budget=budget)
+    records = UsageRecord.objects.for_org(organization)
     if scope is not None:
         records = records.filter(cost_center_id__in=scope)
-    spent = records.aggregate(total=Sum("billing_cost"))["total"] or Decimal(0)
+    # Whole days before today from the daily rollups (their dirty days from the records), today up to now raw.
+    today_at = datetime.combine(today, time.min, tzinfo=tz)
+    spent = Decimal(0)
+    if min(end, today) > start:
+        summary = usage_cost_summary(
+            organization=organization,
+            records=records.filter(timestamp__gte=start_at, timestamp__lt=min(end_at, today_at)),
+            rollup=RollupQuery(first_day=start, end_day=min(end, today), cost_center_ids=scope, equals={}),
+        )
+        spent += Decimal(summary["total"]["cost"])
+    if today_at < min(end_at, now):
+        today_records = records.filter(
+            timestamp__gte=max(start_at, today_at), timestamp__lt=min(end_at, now), pricing_status=PricingStatus.PRICED
+        )
+        spent += today_records.aggregate(total=Sum("billing_cost"))["total"] or Decimal(0)
     elapsed = Decimal((min(now, end_at) - start_at).total_seconds()) / Decimal(86400)
     return BudgetStatus(
         budget=budget,
