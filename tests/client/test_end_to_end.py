@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import openai
 import pytest
+from costportal_client import Reporter, RetryPolicy, attribute_to, instrument
 
 from apps.tenancy.models import CostCenter
 from apps.usage.models import PricingStatus, UsageRecord
-from costportal_client import Reporter, RetryPolicy, attribute_to, instrument
 from tests.factories import CostCenterFactory, ModelPriceFactory, OrganizationFactory, make_api_key
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.2, max_retry_after=1.0)
