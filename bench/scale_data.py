@@ -16,39 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-# What seed_demo calls realistic; imported where it lives, with the same numbers as a fallback.
-try:  # the command moved from apps.usage to apps.dashboard
-    from apps.dashboard.management.commands.seed_demo import PROVIDERS, SHAPES
-except ImportError:  # pragma: no cover
-    try:
-        from apps.usage.management.commands.seed_demo import PROVIDERS, SHAPES
-    except ImportError:
-        PROVIDERS = {
-            "gpt": "openai",
-            "o3": "openai",
-            "claude": "anthropic",
-            "gemini": "gemini",
-            "deepseek": "deepseek",
-            "qwen": "dashscope",
-            "llama": "internal",
-        }
-        SHAPES = {
-            "gpt-5": (6000, 1800, 0.3),
-            "gpt-5-mini": (3000, 700, 0.4),
-            "gpt-4.1": (5000, 900, 0.5),
-            "gpt-4.1-mini": (2500, 400, 0.5),
-            "gpt-4o": (3500, 800, 0.3),
-            "gpt-4o-mini": (1800, 350, 0.3),
-            "o3": (8000, 4000, 0.2),
-            "claude-sonnet-4-5": (9000, 1200, 0.6),
-            "claude-haiku-4-5": (3000, 500, 0.5),
-            "claude-opus-4-1": (12000, 2500, 0.4),
-            "gemini-2.5-pro": (20000, 2000, 0.3),
-            "gemini-2.5-flash": (6000, 900, 0.3),
-            "deepseek-v3.2": (5000, 1500, 0.5),
-            "qwen-max": (3000, 800, 0.0),
-            "llama-3.3-70b-internal": (2500, 600, 0.0),
-        }
+from apps.dashboard.demo_data import PROVIDERS, SHAPES  # noqa: E402  (plain data, no Django)
 
 ORG_SLUG = "bench-scale"
 TZ_NAME = "Europe/Berlin"
