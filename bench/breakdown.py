@@ -128,8 +128,7 @@ def instrument(timers: Timers):
     timers.wrap(services, "_attribute", "  _attribute")
     timers.wrap(services, "price_usage", "  price_usage (pricing)")
     timers.wrap(services, "_insert_rows_postgres", "  _insert_rows_postgres")
-    if hasattr(services, "mark_days_dirty"):
-        timers.wrap(services, "mark_days_dirty", "    mark_days_dirty (rollups)")
+    timers.wrap(services, "lock_days_shared", "    lock_days_shared (rollups)")
     timers.wrap(Cursor, "execute", key=lambda cur, query, *a, **k: "    " + _sql_label(query))
     timers.wrap_cm(Cursor, "copy", "    COPY stage FROM STDIN (whole block)")
     timers.wrap(Copy, "write_row", "      copy.write_row (psycopg formatting)")
@@ -204,7 +203,7 @@ def print_steps(timers: Timers, n: int, unit: str, per: float):
         "CONN_HEALTH_CHECKS: SELECT 1", "auth: ApiKeyAuthentication.authenticate", "    sql SELECT api key (auth)",
         "throttle: Redis INCR", "read_json_body (orjson parse)", "usage_ingest", "  pricing_revision()",
         "  price_book_for() (cached)", "  fx_table() (cached)", "  cost_center_codes()", "  clean_record (validation)",
-        "  _attribute", "  price_usage (pricing)", "  _insert_rows_postgres", "    mark_days_dirty (rollups)",
+        "  _attribute", "  price_usage (pricing)", "  _insert_rows_postgres", "    lock_days_shared (rollups)",
         "    sql SELECT pg_advisory_xact_lock_shared (rollups)", "    sql INSERT usage_usagedirtyday (rollups)",
         "    sql CREATE TEMP TABLE IF NOT EXISTS",
         "    sql TRUNCATE stage", "    COPY stage FROM STDIN (whole block)", "      copy.write_row (psycopg formatting)",
@@ -276,16 +275,10 @@ def part_single_whatif(organization, api_key, count: int):
     tz = organization.tz
 
     def product_insert(row):
-        try:
-            return _insert_rows_postgres([row], {row[2].astimezone(tz).date()})
-        except TypeError:  # before daily rollups, the function took the rows only
-            return _insert_rows_postgres([row])
+        return _insert_rows_postgres(organization, [row], {row[2].astimezone(tz).date()})
 
-    measure("product: _insert_rows_postgres([row]) (temp table, COPY, INSERT, COMMIT)", product_insert, rows[:count])
-    from bench.whatif import insert_rows as candidate_insert
-
-    measure("candidate (bench/whatif.py): INSERT ... VALUES ... ON CONFLICT + rollup mark, one round trip",
-            lambda row: candidate_insert([row], {row[2].astimezone(tz).date()}), rows[count:])
+    measure("product: _insert_rows_postgres(organization, [row], days) (INSERT ... VALUES with rollup increments)",
+            product_insert, rows[:count])
 
     raw_key_hash = api_key.key_hash
     qs_sql, qs_params = _api_key_sql(raw_key_hash)

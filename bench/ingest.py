@@ -471,7 +471,7 @@ def capture_priced_rows(organization, api_key, records: list[dict]) -> list[tupl
 
     rows: list[tuple] = []
 
-    def keep(batch_rows, *args, **kwargs):
+    def keep(organization, batch_rows, days):
         rows.extend(batch_rows)
         return len(batch_rows)
 

@@ -11,11 +11,8 @@ What `apply()` patches (numbers are those of bench/README.md, "What to change in
   SHA-256: no ORM query per request (a revoked key keeps working that long in a process that saw it).
 - (3) `pricing_revision()` and `cost_center_codes()` run as raw SQL instead of through the ORM (the
   same queries, the same freshness: still looked up on every request).
-- (1) A batch of at most SMALL_BATCH rows is stored with one round trip in autocommit: the usage
-  `INSERT ... VALUES ... ON CONFLICT DO NOTHING` (rows sorted by request_id) and the rollups' day
-  lock and dirty-day mark, sent as one multi-statement query, i.e. one implicit transaction, instead
-  of BEGIN, advisory lock, dirty-day insert, CREATE TEMP TABLE IF NOT EXISTS, TRUNCATE, COPY,
-  INSERT ... SELECT and COMMIT.
+- (1) Small batches in one round trip is in the product now (`apps.usage.services._insert_rows_values`),
+  so it is no longer patched here.
 - (5) CONN_HEALTH_CHECKS is off (no `SELECT 1` before each request's first query).
 
 SCHEMA_SQL drops the usage table's foreign keys and its single-column foreign-key indexes (6 and 7).
@@ -26,7 +23,6 @@ import os
 import threading
 import time
 
-import orjson
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
@@ -36,15 +32,10 @@ from apps.tenancy.services import hash_api_key
 from apps.usage import services
 
 API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "10"))
-SMALL_BATCH = 50
 
 _original_key_lookup = authentication.api_key_get_active
-_original_insert = services._insert_rows_postgres
 _keys: dict[str, tuple[float, object]] = {}
 _keys_lock = threading.Lock()
-_TAGS_AT = services.INGEST_COLUMNS.index("tags")
-_COLUMNS = ", ".join(services.INGEST_COLUMNS)
-_ROW = "(" + ", ".join(["%s"] * len(services.INGEST_COLUMNS)) + ")"
 
 
 def cached_api_key_get_active(*, raw_key: str):
@@ -78,47 +69,10 @@ def raw_cost_center_codes(*, organization) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _rollups_enabled() -> bool:
-    try:
-        from apps.usage import rollups
-    except ImportError:
-        return False
-    return rollups.enabled()
-
-
-def insert_rows(rows: list[tuple], days=None, *args, **kwargs) -> int:
-    """Small batches in one round trip and one implicit transaction; large ones through the product's path."""
-    if len(rows) > SMALL_BATCH:
-        return _original_insert(rows, days, *args, **kwargs) if days is not None else _original_insert(rows)
-    rows = sorted(rows, key=lambda row: row[1])
-    params: list = []
-    for row in rows:
-        tags = row[_TAGS_AT]
-        params.extend((*row[:_TAGS_AT], orjson.dumps(tags).decode() if tags is not None else None, *row[_TAGS_AT + 1:]))
-    statements = [
-        f"INSERT INTO usage_usagerecord ({_COLUMNS}) VALUES {', '.join([_ROW] * len(rows))} "
-        f"ON CONFLICT (organization_id, request_id) DO NOTHING"
-    ]
-    if days and _rollups_enabled():
-        ordinals = sorted(d.toordinal() for d in days)
-        statements.append("SELECT pg_advisory_xact_lock_shared(%s, d) FROM unnest(%s::int[]) AS d")
-        statements.append(
-            "INSERT INTO usage_usagedirtyday (organization_id, day) "
-            "SELECT %s, date '0001-01-01' + (d - 1) FROM unnest(%s::int[]) AS d ON CONFLICT DO NOTHING"
-        )
-        params += [rows[0][0], ordinals, rows[0][0], ordinals]
-    with connection.cursor() as cursor:
-        # Client-side binding (Django's default psycopg cursor) sends this as one simple query: the
-        # statements run in one implicit transaction, committed together; rowcount is the first one's.
-        cursor.execute("; ".join(statements), params)
-        return cursor.rowcount
-
-
 def apply():
     authentication.api_key_get_active = cached_api_key_get_active
     services.pricing_revision = raw_pricing_revision
     services.cost_center_codes = raw_cost_center_codes
-    services._insert_rows_postgres = insert_rows
     settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     for alias in connections:
         connections[alias].settings_dict["CONN_HEALTH_CHECKS"] = False

@@ -32,8 +32,8 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
-    "rollup-dirty-days": {
-        "task": "usage.rollup_dirty_days",
+    "refresh-rollups": {
+        "task": "usage.refresh_rollups",
         "schedule": 60.0,
         "options": {"expires": 55},
     },

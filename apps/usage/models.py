@@ -149,6 +149,10 @@ class _DailyMeasures(models.Model):
     unconverted_requests = models.BigIntegerField()
     latency_sum = models.BigIntegerField()
     latency_count = models.BigIntegerField()
+    increment = models.BooleanField(
+        default=False,
+        help_text="Added by ingest beside the day's totals and merged into them within a minute; summed alike.",
+    )
 
     objects = TenantManager()
 
@@ -156,22 +160,39 @@ class _DailyMeasures(models.Model):
         abstract = True
 
 
+class UsageDailyByCostCenter(_DailyMeasures):
+    """Daily totals per cost center: totals, days, cost centers and budgets (a few rows a day)."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "day"], name="daily_cc_org_day"),
+            models.Index(fields=["organization", "day"], condition=Q(increment=True), name="daily_cc_increments"),
+        ]
+
+
 class UsageDailyByModel(_DailyMeasures):
-    """Daily totals per cost center, provider, model and environment: what most cost questions group by."""
+    """Daily totals per cost center, provider, model, environment and feature: what most cost questions
+    group or filter by (a few hundred rows a day)."""
 
     provider = models.CharField(max_length=64, blank=True)
     model = models.CharField(max_length=200)
     environment = models.CharField(max_length=64, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["organization", "day"], name="daily_model_org_day")]
-
-
-class UsageDailyByUser(_DailyMeasures):
-    """Daily totals per cost center, user and feature: the top users and features."""
-
-    user_id = models.CharField(max_length=256, blank=True)
     feature = models.CharField(max_length=256, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "day"], name="daily_user_org_day")]
+        indexes = [
+            models.Index(fields=["organization", "day"], name="daily_model_org_day"),
+            models.Index(fields=["organization", "day"], condition=Q(increment=True), name="daily_model_increments"),
+        ]
+
+
+class UsageDailyByUser(_DailyMeasures):
+    """Daily totals per cost center and user: the top users."""
+
+    user_id = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "day"], name="daily_user_org_day"),
+            models.Index(fields=["organization", "day"], condition=Q(increment=True), name="daily_user_increments"),
+        ]

@@ -18,7 +18,14 @@ from apps.tenancy.models import UNALLOCATED, ApiKey, Organization
 from apps.tenancy.selectors import cost_center_codes
 from apps.usage.models import CostChangeReason, PricingStatus, UsageCostChange, UsageRecord
 from apps.usage.normalize import CleanRecord, RecordInvalid, clean_record
-from apps.usage.rollups import MARK_DAYS_SQL, mark_days_dirty, mark_days_params
+from apps.usage.rollups import (
+    LOCK_DAYS_SQL,
+    increments_params,
+    insert_with_increments_sql,
+    lock_days_params,
+    lock_days_shared,
+    mark_days_dirty,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +215,7 @@ def usage_ingest(*, organization: Organization, api_key: ApiKey | None, raw_reco
     result.rejected = len(result.errors)
     if rows:
         if connection.vendor == "postgresql":
-            inserted = _insert_rows_postgres(rows, days)
+            inserted = _insert_rows_postgres(organization, rows, days)
         else:
             inserted = _insert_rows_orm(rows)
         result.accepted = inserted
@@ -241,28 +248,36 @@ _STAGE = "usage_ingest_stage"
 SMALL_BATCH = 50
 
 
-def _insert_rows_values(rows: list[tuple], days: set) -> int:
-    """A few rows in one round trip: the insert and the day marks as one implicit transaction.
+def _insert_rows_values(organization: Organization, rows: list[tuple], days: set) -> int:
+    """A few rows in one round trip: the insert with its rollup increments, then the day locks, as one
+    implicit transaction.
 
     Sorted by request_id like the staged path, so concurrent resends lock in the same order. The
-    insert comes first so that the cursor's row count is its own.
+    insert comes first so that the cursor's result is its count of stored rows.
     """
     rows = sorted(rows, key=lambda row: row[1])
     tags_at = INGEST_COLUMNS.index("tags")
     one_row = "(" + ", ".join(["%s"] * len(INGEST_COLUMNS)) + ")"
     values = ", ".join([one_row] * len(rows))
     params = [orjson.dumps(value).decode() if i == tags_at else value for row in rows for i, value in enumerate(row)]
-    sql = (
+    insert = insert_with_increments_sql(
         f"INSERT INTO usage_usagerecord ({', '.join(INGEST_COLUMNS)}) VALUES {values} "
-        f"ON CONFLICT (organization_id, request_id) DO NOTHING; {MARK_DAYS_SQL}"
+        f"ON CONFLICT (organization_id, request_id) DO NOTHING"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *mark_days_params(organization_id=rows[0][0], days=days)])
-        return cursor.rowcount
+        cursor.execute(
+            f"{insert}; {LOCK_DAYS_SQL}",
+            [
+                *params,
+                *increments_params(organization=organization),
+                *lock_days_params(organization_id=organization.pk, days=days),
+            ],
+        )
+        return cursor.fetchone()[0]
 
 
-def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
-    """COPY into a session temp table, then insert what is new in request_id order.
+def _insert_rows_postgres(organization: Organization, rows: list[tuple], days: set) -> int:
+    """COPY into a session temp table, then insert what is new in request_id order, with its rollup increments.
 
     Sorting makes concurrent batches with the same ids take row locks in the same order, so a batch
     resent concurrently waits for the first copy to commit and then counts its rows as duplicates
@@ -270,10 +285,10 @@ def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
     """
     columns = ", ".join(INGEST_COLUMNS)
     if len(rows) <= SMALL_BATCH:
-        return _insert_rows_values(rows, days)
+        return _insert_rows_values(organization, rows, days)
     nested = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        mark_days_dirty(organization_id=rows[0][0], days=days)
+        lock_days_shared(organization_id=organization.pk, days=days)
         raw = cursor.cursor
         raw.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "
@@ -288,10 +303,13 @@ def _insert_rows_postgres(rows: list[tuple], days: set) -> int:
                     row = (*row[:tags_at], orjson.dumps(row[tags_at]).decode(), *row[tags_at + 1 :])
                 copy.write_row(row)
         raw.execute(
-            f"INSERT INTO usage_usagerecord ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY request_id "
-            f"ON CONFLICT (organization_id, request_id) DO NOTHING"
+            insert_with_increments_sql(
+                f"INSERT INTO usage_usagerecord ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY request_id "
+                f"ON CONFLICT (organization_id, request_id) DO NOTHING"
+            ),
+            increments_params(organization=organization),
         )
-        return raw.rowcount
+        return raw.fetchone()[0]
 
 
 def _insert_rows_orm(rows: list[tuple]) -> int:

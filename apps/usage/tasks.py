@@ -41,7 +41,7 @@ def reconvert(organization_id: int, since: str | None = None) -> int:
     return usage_reconvert(organization=organization, since=date.fromisoformat(since) if since else None)
 
 
-@shared_task(name="usage.rollup_dirty_days")
-def rollup_dirty_days() -> int:
-    """Every minute: recompute the daily rollups of the days whose usage changed."""
-    return rollups.rollup_dirty_days()
+@shared_task(name="usage.refresh_rollups")
+def refresh_rollups() -> dict[str, int]:
+    """Every minute: recompute the daily rollups of the days whose usage changed, merge ingest's increments."""
+    return rollups.rollups_refresh()
