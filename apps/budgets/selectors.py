@@ -7,12 +7,12 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from apps.budgets.models import Budget, Enforcement, PeriodKind
+from apps.budgets.models import Budget, BudgetOverride, Enforcement, PeriodKind
 from apps.tenancy.models import CostCenter, Organization
-from apps.tenancy.selectors import cost_center_descendant_ids
+from apps.tenancy.selectors import cost_center_subtrees
 from apps.usage.filters import RollupQuery
 from apps.usage.models import PricingStatus, UsageRecord
-from apps.usage.selectors import usage_cost_summary
+from apps.usage.selectors import usage_cost_measures
 
 
 def period_window(*, period_kind: str, day: date) -> tuple[date, date]:
@@ -66,51 +66,94 @@ def budget_effective_amount(*, budget: Budget, on: date) -> Decimal:
     return override.amount if override is not None else budget.amount
 
 
-def budget_scope_ids(*, budget: Budget) -> set[int] | None:
-    """The cost centers whose usage counts against the budget; None for the whole organization."""
-    if budget.cost_center_id is None:
-        return None
-    return cost_center_descendant_ids(organization=budget.organization, roots=[budget.cost_center_id])
-
-
 def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatus:
-    organization = budget.organization
+    return budget_statuses(budgets=[budget], now=now)[0]
+
+
+def budget_statuses(*, budgets: list[Budget], now: datetime | None = None) -> list[BudgetStatus]:
+    """Spend, limit and forecast of budgets of one organization, in their order.
+
+    Spend is read once per period window for all the budgets sharing it, by cost center: the days up to
+    and including today from the daily rollups (their dirty days from the records), less what is recorded
+    for later today than `now` (usually nothing, as ingest refuses timestamps more than 5 minutes ahead,
+    but a status asked for a past moment must not count it).
+    """
+    if not budgets:
+        return []
+    organization = budgets[0].organization
+    if any(budget.organization_id != organization.pk for budget in budgets):
+        raise ValueError("Budgets of one organization at a time.")
     tz = organization.tz
     now = now or timezone.now()
     today = now.astimezone(tz).date()
-    start, end = period_window(period_kind=budget.period_kind, day=today)
-    start_at = datetime.combine(start, time.min, tzinfo=tz)
-    end_at = datetime.combine(end, time.min, tzinfo=tz)
-    scope = budget_scope_ids(budget=budget)
-    records = UsageRecord.objects.for_org(organization)
-    if scope is not None:
-        records = records.filter(cost_center_id__in=scope)
-    # Whole days before today from the daily rollups (their dirty days from the records), today up to now raw.
-    today_at = datetime.combine(today, time.min, tzinfo=tz)
-    spent = Decimal(0)
-    if min(end, today) > start:
-        summary = usage_cost_summary(
-            organization=organization,
-            records=records.filter(timestamp__gte=start_at, timestamp__lt=min(end_at, today_at)),
-            rollup=RollupQuery(first_day=start, end_day=min(end, today), cost_center_ids=scope, equals={}),
-        )
-        spent += Decimal(summary["total"]["cost"])
-    if today_at < min(end_at, now):
-        today_records = records.filter(
-            timestamp__gte=max(start_at, today_at), timestamp__lt=min(end_at, now), pricing_status=PricingStatus.PRICED
-        )
-        spent += today_records.aggregate(total=Sum("billing_cost"))["total"] or Decimal(0)
-    elapsed = Decimal((min(now, end_at) - start_at).total_seconds()) / Decimal(86400)
-    return BudgetStatus(
-        budget=budget,
-        currency=organization.billing_currency,
-        period_start=start,
-        period_end=end - timedelta(days=1),
-        spent=spent,
-        limit=budget_effective_amount(budget=budget, on=today),
-        days_elapsed=elapsed.quantize(Decimal("0.001")),
-        days_in_period=(end - start).days,
+    codes = dict(CostCenter.objects.for_org(organization).values_list("id", "code"))
+    roots = {budget.cost_center_id for budget in budgets if budget.cost_center_id is not None}
+    subtrees = cost_center_subtrees(organization=organization, roots=sorted(roots))
+
+    # The override in force today of each budget, if any (ordered newest first).
+    overrides: dict[int, Decimal] = {}
+    in_force = BudgetOverride.objects.filter(budget__in=budgets, starts_on__lte=today, until__gte=today).order_by(
+        "budget_id", "-starts_on", "-id"
     )
+    for budget_id, amount in in_force.values_list("budget_id", "amount"):
+        overrides.setdefault(budget_id, amount)
+    windows = {budget.pk: period_window(period_kind=budget.period_kind, day=today) for budget in budgets}
+    spent_by_window = {
+        window: _spend_by_cost_center(organization, *window, today, now) for window in set(windows.values())
+    }
+    statuses = []
+    for budget in budgets:
+        start, end = windows[budget.pk]
+        by_code, later_by_id = spent_by_window[(start, end)]
+        scope = subtrees[budget.cost_center_id] if budget.cost_center_id is not None else codes.keys()
+        spent = sum((by_code.get(codes[pk], Decimal(0)) - later_by_id.get(pk, Decimal(0)) for pk in scope), Decimal(0))
+        start_at = datetime.combine(start, time.min, tzinfo=tz)
+        end_at = datetime.combine(end, time.min, tzinfo=tz)
+        elapsed = Decimal((min(now, end_at) - start_at).total_seconds()) / Decimal(86400)
+        statuses.append(
+            BudgetStatus(
+                budget=budget,
+                currency=organization.billing_currency,
+                period_start=start,
+                period_end=end - timedelta(days=1),
+                spent=spent,
+                limit=overrides.get(budget.pk, budget.amount),
+                days_elapsed=elapsed.quantize(Decimal("0.001")),
+                days_in_period=(end - start).days,
+            )
+        )
+    return statuses
+
+
+def _spend_by_cost_center(organization, start: date, end: date, today: date, now: datetime):
+    """Priced spend in [start, end) up to today by cost center code, and by cost center id what of it is
+    recorded after `now`."""
+    tz = organization.tz
+    through = min(end, today + timedelta(days=1))
+    through_at = datetime.combine(through, time.min, tzinfo=tz)
+    records = UsageRecord.objects.for_org(organization)
+    by_code: dict[str, Decimal] = {}
+    if through > start:
+        measures = usage_cost_measures(
+            organization=organization,
+            records=records.filter(
+                timestamp__gte=datetime.combine(start, time.min, tzinfo=tz), timestamp__lt=through_at
+            ),
+            group_by=("cost_center",),
+            rollup=RollupQuery(first_day=start, end_day=through, cost_center_ids=None, equals={}),
+        )
+        by_code = {code: Decimal(item["cost"]) for (code,), item in measures.items()}
+    later_by_id: dict[int, Decimal] = {}
+    later_from = max(now, datetime.combine(start, time.min, tzinfo=tz))
+    if later_from < through_at:
+        later = (
+            records.filter(timestamp__gte=later_from, timestamp__lt=through_at, pricing_status=PricingStatus.PRICED)
+            .values("cost_center_id")
+            .annotate(total=Sum("billing_cost"))
+            .order_by()
+        )
+        later_by_id = {row["cost_center_id"]: row["total"] for row in later}
+    return by_code, later_by_id
 
 
 def budgets_covering(*, organization: Organization, cost_center: CostCenter):
@@ -143,8 +186,8 @@ class BudgetCheck:
 
 def budget_check(*, organization: Organization, cost_center: CostCenter, now: datetime | None = None) -> BudgetCheck:
     """May this cost center spend more? No once any hard budget over it is exhausted."""
-    statuses = [
-        budget_status(budget=b, now=now) for b in budgets_covering(organization=organization, cost_center=cost_center)
-    ]
+    statuses = budget_statuses(
+        budgets=list(budgets_covering(organization=organization, cost_center=cost_center)), now=now
+    )
     allowed = not any(s.exhausted for s in statuses if s.budget.enforcement == Enforcement.HARD)
     return BudgetCheck(cost_center=cost_center.code, allowed=allowed, statuses=statuses)

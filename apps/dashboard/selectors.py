@@ -8,12 +8,12 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from apps.budgets.models import Budget, PeriodKind
-from apps.budgets.selectors import budget_status
+from apps.budgets.selectors import budget_statuses
 from apps.dashboard.charts import OTHER
 from apps.tenancy.models import UNALLOCATED, Organization
 from apps.usage.filters import UsageFilter
 from apps.usage.models import UsageRecord
-from apps.usage.selectors import usage_cost_summary
+from apps.usage.selectors import usage_cost_summaries
 
 PRESETS = (7, 30, 90)
 STACKS = ("cost_center", "model")
@@ -70,14 +70,14 @@ def dashboard_build(*, organization: Organization, params: QueryDict, visible_co
     board = Dashboard(organization=organization, filterset=filterset, preset=preset, stack=stack)
     if not filterset.is_valid():
         return board
-    records = filterset.qs
 
-    rollup = filterset.rollup_query()
-
-    def summary(*group_by):
-        return usage_cost_summary(organization=organization, records=records, group_by=group_by, rollup=rollup)
-
-    overall = summary()
+    # Every panel's numbers in one call: each daily rollup (or the records) is read once for all of them.
+    overall, by_cost_center, by_model, by_user, by_feature, by_day = usage_cost_summaries(
+        organization=organization,
+        records=filterset.qs,
+        groupings=[(), ("cost_center",), ("model",), ("user_id",), ("feature",), ("day", stack)],
+        rollup=filterset.rollup_query(),
+    )
     board.totals = {
         **overall["total"],
         "cost": _decimal(overall["total"]["cost"]),
@@ -87,8 +87,7 @@ def dashboard_build(*, organization: Organization, params: QueryDict, visible_co
     }
     total_cost = board.totals["cost"]
 
-    by_cost_center = summary("cost_center")["results"]
-    board.cost_centers = [{**row, "cost": _decimal(row["cost"])} for row in by_cost_center]
+    board.cost_centers = [{**row, "cost": _decimal(row["cost"])} for row in by_cost_center["results"]]
     board.unallocated_cost = sum((r["cost"] for r in board.cost_centers if r["cost_center"] == UNALLOCATED), Decimal(0))
     board.models = [
         {
@@ -96,10 +95,10 @@ def dashboard_build(*, organization: Organization, params: QueryDict, visible_co
             "cost": _decimal(row["cost"]),
             "share": (_decimal(row["cost"]) / total_cost * 100).quantize(Decimal("0.1")) if total_cost else Decimal(0),
         }
-        for row in summary("model")["results"]
+        for row in by_model["results"]
     ]
-    board.users = [{**row, "cost": _decimal(row["cost"])} for row in summary("user_id")["results"][:TOP]]
-    board.features = [{**row, "cost": _decimal(row["cost"])} for row in summary("feature")["results"][:TOP]]
+    board.users = [{**row, "cost": _decimal(row["cost"])} for row in by_user["results"][:TOP]]
+    board.features = [{**row, "cost": _decimal(row["cost"])} for row in by_feature["results"][:TOP]]
 
     start = filterset.start_at.astimezone(organization.tz).date()
     end = (filterset.end_at - timedelta(microseconds=1)).astimezone(organization.tz).date()
@@ -107,7 +106,7 @@ def dashboard_build(*, organization: Organization, params: QueryDict, visible_co
     ranked = [row[stack] for row in (board.cost_centers if stack == "cost_center" else board.models)]
     keep = ranked[:MAX_SERIES]
     values: dict[str, dict[date, Decimal]] = {name: {} for name in keep}
-    for row in summary("day", stack)["results"]:
+    for row in by_day["results"]:
         name = row[stack] if row[stack] in values else OTHER
         day = date.fromisoformat(row["day"])
         bucket = values.setdefault(name, {})
@@ -126,8 +125,8 @@ def _budget_burn(organization, visible_cost_center_ids) -> list[dict]:
     if visible_cost_center_ids is not None:
         budgets = budgets.filter(cost_center_id__in=visible_cost_center_ids)
     rows = []
-    for budget in budgets:
-        status = budget_status(budget=budget)
+    for status in budget_statuses(budgets=list(budgets)):
+        budget = status.budget
         rows.append(
             {
                 "scope": budget.cost_center.code if budget.cost_center_id else "organization",

@@ -1,11 +1,13 @@
 """Dashboard pages: the organization's costs, its CSV, and the usage behind a cost center."""
 
 import csv
+from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from apps.dashboard.charts import legend, stacked_bars
 from apps.dashboard.selectors import PRESETS, STACKS, dashboard_build, range_params
@@ -64,8 +66,16 @@ def dashboard(request, slug):
         else "",
         "legend": legend([name for name, _ in board.series]),
         "query": request.GET.urlencode(),
+        "stack_query": _query_without(params, "stack"),
+        "drill_url": reverse("dashboard-usage", args=[organization.slug]),
+        "drill_query": _query_without(params, "cost_center"),
     }
     return render(request, "dashboard/dashboard.html", context, status=400 if board.filterset.errors else 200)
+
+
+def _query_without(params, name: str) -> str:
+    """The query string of the page without `name`, each pair followed by & so that `name=...` can end it."""
+    return "".join(f"{key}={quote(value, safe='/')}&" for key, value in params.items() if key != name)
 
 
 @login_required

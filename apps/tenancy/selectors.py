@@ -39,17 +39,25 @@ def cost_center_unallocated(*, organization: Organization) -> CostCenter:
 
 def cost_center_descendant_ids(*, organization: Organization, roots: list[int]) -> set[int]:
     """The given cost centers and every one below them in the hierarchy."""
+    return set().union(*cost_center_subtrees(organization=organization, roots=roots).values())
+
+
+def cost_center_subtrees(*, organization: Organization, roots: list[int]) -> dict[int, set[int]]:
+    """For each of the given cost centers, it and every one below it in the hierarchy (one query for all)."""
     children: dict[int | None, list[int]] = {}
     for pk, parent_id in CostCenter.objects.for_org(organization).values_list("id", "parent_id"):
         children.setdefault(parent_id, []).append(pk)
-    seen: set[int] = set()
-    stack = list(roots)
-    while stack:
-        pk = stack.pop()
-        if pk not in seen:
-            seen.add(pk)
-            stack.extend(children.get(pk, ()))
-    return seen
+    subtrees = {}
+    for root in roots:
+        seen: set[int] = set()
+        stack = [root]
+        while stack:
+            pk = stack.pop()
+            if pk not in seen:
+                seen.add(pk)
+                stack.extend(children.get(pk, ()))
+        subtrees[root] = seen
+    return subtrees
 
 
 def membership_get(*, organization: Organization, user) -> Membership | None:

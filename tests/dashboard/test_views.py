@@ -2,7 +2,10 @@
 
 import csv
 import io
+import re
 from decimal import Decimal
+from html import unescape
+from urllib.parse import parse_qs
 
 import pytest
 from django.test import Client
@@ -101,6 +104,30 @@ def test_owner_sees_only_their_cost_centers(org, usage):
 def test_drill_down_lists_the_cost_centers_usage(org, usage):
     page = member(org).get("/dashboard/acme/usage/", {**RANGE, "cost_center": "cc_product"}).context["page"]
     assert [r.request_id for r in page] == ["a"]
+
+
+def test_drill_down_and_stack_links_keep_the_pages_filters(org, usage):
+    record = usage_payload("d", cost_center="cc_ops", feature="q&a / answers", timestamp="2026-03-05T10:00:00Z")
+    assert usage_ingest(organization=org, api_key=None, raw_records=[record]).accepted == 1
+    response = member(org).get("/dashboard/acme/", {**RANGE, "feature": "q&a / answers", "stack": "model"})
+    links = [unescape(href) for href in re.findall(r'<a href="([^"]*)"[^>]*class="drill"', response.content.decode())]
+    assert links, "every cost center row links to its usage"
+    path, _, query = links[0].partition("?")
+    assert path == "/dashboard/acme/usage/"
+    assert parse_qs(query) == {
+        "start": ["2026-03-01"],
+        "end": ["2026-03-31"],
+        "feature": ["q&a / answers"],
+        "stack": ["model"],
+        "cost_center": ["cc_ops"],
+    }
+    stack = re.search(r'<a href="\?([^"]*)"[^>]*data-stack="cost_center"', response.content.decode()).group(1)
+    assert parse_qs(unescape(stack)) == {
+        "start": ["2026-03-01"],
+        "end": ["2026-03-31"],
+        "feature": ["q&a / answers"],
+        "stack": ["cost_center"],
+    }
 
 
 @pytest.mark.parametrize("path", ["/dashboard/acme/", "/dashboard/acme/export.csv", "/dashboard/acme/usage/"])

@@ -15,7 +15,7 @@ from apps.pricing.services import pricing_revision_bump
 from apps.usage import rollups
 from apps.usage.filters import RollupQuery, UsageFilter
 from apps.usage.models import UsageDailyByCostCenter, UsageDailyByModel, UsageDailyByUser, UsageDirtyDay, UsageRecord
-from apps.usage.selectors import usage_cost_summary
+from apps.usage.selectors import usage_cost_summaries, usage_cost_summary
 from apps.usage.services import usage_ingest, usage_rerate
 from tests.factories import CostCenterFactory, OrganizationFactory, usage_payload
 
@@ -172,6 +172,26 @@ def test_a_large_batch_is_staged_and_still_counted_once(berlin):
     assert (again.accepted, again.duplicates) == (0, 100)
     assert answer(berlin, (), {})["total"]["requests"] == 120
     assert_same_as_raw(berlin)
+
+
+def test_several_groupings_at_once_equal_each_asked_alone_from_the_records(berlin):
+    load(berlin)
+    rollups.merge_increments()
+    load(berlin, prefix="more", day=4)  # increments on top of merged rows
+    rollups.mark_days_dirty(organization_id=berlin.pk, days={date(2026, 3, 5)})  # and a dirty day
+    data = QueryDict(mutable=True)
+    data.update({"start": "2026-03-01", "end": "2026-03-31"})
+    filterset = UsageFilter(data, queryset=UsageRecord.objects.for_org(berlin), organization=berlin)
+    assert filterset.is_valid()
+    groupings = [group_by for group_by, params in QUESTIONS if not params]
+    groupings += [("week",), ("month", "cost_center"), ("day", "week", "month"), ("feature", "user_id")]
+    groupings += [("cost_center", "day"), ("day", "cost_center"), ()]  # the same grouping set twice, in two orders
+    together = usage_cost_summaries(
+        organization=berlin, records=filterset.qs, groupings=groupings, rollup=filterset.rollup_query()
+    )
+    alone = [usage_cost_summary(organization=berlin, records=filterset.qs, group_by=g) for g in groupings]
+    assert together == alone
+    assert together[0]["total"]["requests"] == 80
 
 
 def test_re_rating_marks_days_dirty_so_answers_follow_the_new_prices(berlin, priced_model):
