@@ -432,3 +432,39 @@ def _cumulative(weights: list[float]) -> list[float]:
         total += w
         out.append(total)
     return out
+
+
+def live_payloads(*, count: int, now: datetime, seconds: float, prefix: str, seed: int) -> list[dict]:
+    """`count` records as an application sends them to POST /api/v1/usage, timestamped in the `seconds` before
+    `now`: the same cost centers, models, features and users as the loaded days, in time order."""
+    rng = random.Random(seed)
+    centers = [c for c in COST_CENTERS if c[3]]
+    weights = [c[3] for c in centers]
+    records = []
+    for n in range(count):
+        code, _name, _parent, _w, mix, features, n_users = rng.choices(centers, weights)[0]
+        model = rng.choices(list(mix), list(mix.values()))[0]
+        mean_in, mean_out, cached_share = SHAPES[model]
+        input_tokens = max(50, int(rng.lognormvariate(0, 0.6) * mean_in))
+        output_tokens = max(1, int(rng.lognormvariate(0, 0.7) * mean_out))
+        moment = now - timedelta(seconds=seconds * (count - n) / count)
+        records.append(
+            {
+                "request_id": f"{prefix}-{n:08d}",
+                "timestamp": moment.isoformat(timespec="milliseconds"),
+                "provider": provider_of(model),
+                "model": model,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cache_read_tokens": int(input_tokens * cached_share * rng.random()),
+                "cost_center": "cc_legacy_batch" if rng.random() < UNKNOWN_CODE_SHARE else code,
+                "user_id": rng.choice(USERS[:n_users]),
+                "session_id": f"s-{rng.randrange(10**7)}",
+                "feature": rng.choice(features),
+                "environment": "production" if rng.random() < 0.85 else "staging",
+                "latency_ms": int(rng.lognormvariate(0, 0.4) * (350 + output_tokens * 2)),
+                "status": "ok" if rng.random() < 0.985 else "error",
+                "tags": {"team": code.removeprefix("cc_")},
+            }
+        )
+    return records
