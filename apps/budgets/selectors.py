@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.budgets.models import Budget, BudgetOverride, Enforcement, PeriodKind
 from apps.tenancy.models import CostCenter, Organization
-from apps.tenancy.selectors import cost_center_subtrees
+from apps.tenancy.selectors import cost_center_subtrees_of
 from apps.usage.filters import RollupQuery
 from apps.usage.models import PricingStatus, UsageRecord
 from apps.usage.selectors import usage_cost_measures
@@ -86,9 +86,10 @@ def budget_statuses(*, budgets: list[Budget], now: datetime | None = None) -> li
     tz = organization.tz
     now = now or timezone.now()
     today = now.astimezone(tz).date()
-    codes = dict(CostCenter.objects.for_org(organization).values_list("id", "code"))
+    centers = list(CostCenter.objects.for_org(organization).values_list("id", "parent_id", "code"))
+    codes = {pk: code for pk, _, code in centers}
     roots = {budget.cost_center_id for budget in budgets if budget.cost_center_id is not None}
-    subtrees = cost_center_subtrees(organization=organization, roots=sorted(roots))
+    subtrees = cost_center_subtrees_of([(pk, parent_id) for pk, parent_id, _ in centers], sorted(roots))
 
     # The override in force today of each budget, if any (ordered newest first).
     overrides: dict[int, Decimal] = {}

@@ -1,7 +1,6 @@
 """Dashboard pages: the organization's costs, its CSV, and the usage behind a cost center."""
 
 import csv
-from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -74,8 +73,11 @@ def dashboard(request, slug):
 
 
 def _query_without(params, name: str) -> str:
-    """The query string of the page without `name`, each pair followed by & so that `name=...` can end it."""
-    return "".join(f"{key}={quote(value, safe='/')}&" for key, value in params.items() if key != name)
+    """The query string of the page without `name`, ending in & so that `name=...` can follow."""
+    rest = params.copy()
+    rest.pop(name, None)
+    encoded = rest.urlencode()
+    return f"{encoded}&" if encoded else ""
 
 
 @login_required

@@ -44,8 +44,13 @@ def cost_center_descendant_ids(*, organization: Organization, roots: list[int]) 
 
 def cost_center_subtrees(*, organization: Organization, roots: list[int]) -> dict[int, set[int]]:
     """For each of the given cost centers, it and every one below it in the hierarchy (one query for all)."""
+    return cost_center_subtrees_of(CostCenter.objects.for_org(organization).values_list("id", "parent_id"), roots)
+
+
+def cost_center_subtrees_of(pairs, roots: list[int]) -> dict[int, set[int]]:
+    """`cost_center_subtrees` from (id, parent_id) pairs already read."""
     children: dict[int | None, list[int]] = {}
-    for pk, parent_id in CostCenter.objects.for_org(organization).values_list("id", "parent_id"):
+    for pk, parent_id in pairs:
         children.setdefault(parent_id, []).append(pk)
     subtrees = {}
     for root in roots:
